@@ -1,0 +1,72 @@
+"""The configuration is validated against the schema before anything runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from compactcortex.config import config_sha256, load_config, validate_config
+from compactcortex.errors import ConfigError
+from tests.conftest import REPOSITORY, TINY_CONFIG
+
+MINIMAL = {"dataset": "d", "source": {"kind": "virtual_lab"}, "sessions": [{"id": "s1", "role": "train"}]}
+
+
+@pytest.mark.parametrize("path", ["config.yaml", "config/cowley2023.yaml", "tests/config/tiny.yaml"])
+def test_shipped_configs_are_valid(path: str) -> None:
+    config = load_config(REPOSITORY / path)
+    assert config["sessions"]
+
+
+def test_defaults_are_filled_from_the_schema() -> None:
+    config = validate_config(MINIMAL)
+    assert config["seed"] == 0
+    assert config["preprocess"]["window_ms"] == 100
+    assert config["virtual_lab"]["timing"]["latency_ms"] == 50
+    assert config["virtual_lab"]["roles"]["test"]["images"]["natural"] > 0
+    assert MINIMAL["source"] == {"kind": "virtual_lab"}, "the caller's dict is not modified"
+
+
+def test_unknown_key_is_an_error_naming_the_file_and_the_key(tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump({**MINIMAL, "preprocess": {"window_ms": 100, "windwo_ms": 3}}))
+    with pytest.raises(ConfigError) as error:
+        load_config(path)
+    assert str(path) in str(error.value)
+    assert "windwo_ms" in str(error.value) and "preprocess" in str(error.value)
+
+
+def test_wrong_type_is_an_error_naming_the_key() -> None:
+    with pytest.raises(ConfigError, match=r"at 'seed'.*not of type 'integer'"):
+        validate_config({**MINIMAL, "seed": "twelve"})
+    with pytest.raises(ConfigError, match=r"sessions/0/role"):
+        validate_config({**MINIMAL, "sessions": [{"id": "s1", "role": "training"}]})
+
+
+def test_inconsistent_values_are_errors() -> None:
+    with pytest.raises(ConfigError, match="more than once: s1"):
+        validate_config({**MINIMAL, "sessions": [{"id": "s1", "role": "train"}, {"id": "s1", "role": "test"}]})
+    with pytest.raises(ConfigError, match="source.path is required"):
+        validate_config({**MINIMAL, "source": {"kind": "nwb"}})
+
+
+def test_unreadable_config_files(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "missing.yaml")
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("dataset: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(broken)
+
+
+def test_config_hash_depends_on_values_not_key_order() -> None:
+    assert config_sha256({"a": 1, "b": [1, 2]}) == config_sha256({"b": [1, 2], "a": 1})
+    assert config_sha256({"a": 1}) != config_sha256({"a": 2})
+
+
+def test_tiny_config_is_small() -> None:
+    config = load_config(TINY_CONFIG)
+    roles = config["virtual_lab"]["roles"]
+    assert all(sum(role["images"].values()) <= 200 for role in roles.values())

@@ -1,0 +1,106 @@
+"""Load the pipeline configuration and validate it against the JSON schema, filling defaults."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from compactcortex.errors import ConfigError
+
+SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schemas" / "config.schema.yaml"
+
+
+def _with_defaults(validator_class: type) -> type:
+    """A validator class that also fills each property's schema default into the instance."""
+    validate_properties = validator_class.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, schema):  # noqa: ANN001, ANN202
+        if isinstance(instance, dict):
+            for name, subschema in properties.items():
+                if name not in instance and "default" in subschema:
+                    instance[name] = copy.deepcopy(subschema["default"])
+        yield from validate_properties(validator, properties, instance, schema)
+
+    return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
+
+
+_DefaultFillingValidator = _with_defaults(jsonschema.Draft202012Validator)
+
+
+def load_schema(path: Path = SCHEMA_PATH) -> dict[str, Any]:
+    with open(path) as handle:
+        return yaml.safe_load(handle)
+
+
+def _describe(error: jsonschema.ValidationError) -> str:
+    where = "/".join(str(part) for part in error.absolute_path) or "(top level)"
+    return f"at '{where}': {error.message}"
+
+
+def validate_config(config: Mapping[str, Any], source: str | Path | None = None) -> dict[str, Any]:
+    """Return a validated copy of `config` with the schema's defaults filled in.
+
+    Raises ConfigError naming `source` (the config file) and every problem found.
+    """
+    filled = copy.deepcopy(dict(config))
+    validator = _DefaultFillingValidator(load_schema())
+    errors = sorted(validator.iter_errors(filled), key=lambda e: list(map(str, e.absolute_path)))
+    if errors:
+        problems = "; ".join(_describe(error) for error in errors)
+        raise ConfigError(source, f"invalid configuration {problems}")
+    _check_consistency(filled, source)
+    return filled
+
+
+def _check_consistency(config: dict[str, Any], source: str | Path | None) -> None:
+    ids = [session["id"] for session in config["sessions"]]
+    duplicated = sorted({sid for sid in ids if ids.count(sid) > 1})
+    if duplicated:
+        raise ConfigError(source, f"session ids listed more than once: {', '.join(duplicated)}")
+    kind = config["source"]["kind"]
+    if kind != "virtual_lab" and not config["source"].get("path"):
+        raise ConfigError(source, f"source.path is required when source.kind is '{kind}'")
+    if kind == "virtual_lab":
+        fractions = config["virtual_lab"]["kind_fractions"]
+        if sum(fractions.values()) <= 0:
+            raise ConfigError(source, "virtual_lab.kind_fractions must not all be zero")
+        for role in {session["role"] for session in config["sessions"]}:
+            if sum(config["virtual_lab"]["roles"][role]["images"].values()) < 2:
+                raise ConfigError(source, f"virtual_lab.roles.{role}.images must total at least 2 images")
+
+
+def load_config(path: str | Path) -> dict[str, Any]:
+    """Read a YAML config file and validate it (see validate_config)."""
+    path = Path(path)
+    try:
+        with open(path) as handle:
+            raw = yaml.safe_load(handle)
+    except FileNotFoundError as exc:
+        raise ConfigError(path, "config file not found") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(path, f"not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(path, "the config must be a mapping of keys to values")
+    return validate_config(raw, path)
+
+
+def canonical_json(value: Any) -> str:
+    """JSON with sorted keys and no whitespace: the same values always give the same text."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def config_sha256(value: Any) -> str:
+    """sha256 of the canonical JSON of a config (or of the part of it an output depends on)."""
+    return hashlib.sha256(canonical_json(value).encode()).hexdigest()
+
+
+def session_roles(config: Mapping[str, Any]) -> dict[str, str]:
+    """Session id -> role, in config order."""
+    return {session["id"]: session["role"] for session in config["sessions"]}
