@@ -1,0 +1,27 @@
+# compactcortex: recordings of visual-cortex neurons -> deep ensemble -> compact models -> figures.
+# This entry file only loads and validates the configuration and includes one rule file per stage.
+import sys
+from pathlib import Path
+
+# The package lives in workflow/compactcortex; the jobs' scripts put the same folder on their path.
+sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
+
+from compactcortex.config import validate_config  # noqa: E402
+
+
+configfile: Path(workflow.basedir) / "config.yaml"
+
+
+config.update(validate_config(config, source="the configuration (config.yaml and --configfile/--config)"))
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/lab.smk"
+include: "workflow/rules/preprocess.smk"
+include: "workflow/rules/summary.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        rules.summary.output,

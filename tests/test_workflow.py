@@ -1,0 +1,85 @@
+"""The Snakemake workflow: lint, the full DAG, and one end-to-end run of the tiny configuration."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+import yaml
+
+from tests.conftest import COWLEY_DIR, REPOSITORY, TINY_CONFIG
+
+SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(REPOSITORY / "Snakefile")]
+
+
+def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    command = [*SNAKEMAKE, "--directory", str(workdir), "--cores", "2", *args]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{' '.join(command)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}")
+    return result
+
+
+def test_lint_is_clean() -> None:
+    result = subprocess.run([*SNAKEMAKE, "--lint"], capture_output=True, text=True, cwd=REPOSITORY, timeout=120)
+    assert result.returncode == 0 and "Lints for" not in result.stdout + result.stderr, result.stdout + result.stderr
+
+
+def test_default_dag_plans_every_session(tmp_path: Path) -> None:
+    result = snakemake(tmp_path, "--dry-run", "--quiet", "rules")
+    counts = dict(
+        line.split()[:2]
+        for line in result.stdout.splitlines()
+        if line.split()[:1] in (["simulate_session"], ["preprocess_session"], ["summary"])
+    )
+    assert counts == {"simulate_session": "7", "preprocess_session": "7", "summary": "1"}, result.stdout
+
+
+def test_cowley_dag_plans_ingest(tmp_path: Path) -> None:
+    if not COWLEY_DIR.is_dir():
+        pytest.skip(f"the published Cowley et al. 2023 data are not at {COWLEY_DIR}")
+    config = yaml.safe_load((REPOSITORY / "config" / "cowley2023.yaml").read_text())
+    config["source"]["path"] = str(COWLEY_DIR)
+    (tmp_path / "cowley.yaml").write_text(yaml.safe_dump(config))
+    result = snakemake(tmp_path, "--configfile", str(tmp_path / "cowley.yaml"), "--dry-run", "--quiet", "rules")
+    assert "ingest_cowley_session" in result.stdout and " 11" in result.stdout.split("ingest_cowley_session")[1][:20]
+
+
+def test_unknown_config_key_stops_before_anything_runs(tmp_path: Path) -> None:
+    config = yaml.safe_load(TINY_CONFIG.read_text())
+    config["preprocess"]["widnow_ms"] = 100
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(config))
+    result = snakemake(tmp_path, "--configfile", str(tmp_path / "bad.yaml"), check=False)
+    assert result.returncode != 0
+    assert "widnow_ms" in result.stderr + result.stdout
+    assert not (tmp_path / "results").exists()
+
+
+@pytest.mark.slow
+def test_tiny_pipeline_end_to_end(tmp_path: Path) -> None:
+    snakemake(
+        tmp_path, "--configfile", str(TINY_CONFIG), "--workflow-profile", str(REPOSITORY / "workflow/profiles/default")
+    )
+    data = tmp_path / "results" / "tiny"
+    summary = json.loads((data / "summary.json").read_text())
+    assert summary["data"]["n_sessions"] == 4 and summary["data"]["n_neurons"] == 6 + 6 + 6 + 8
+    assert 0.0 < summary["data"]["median_reliability"] <= 1.0
+    for session in ("t01", "t02", "t03", "t04"):
+        assert (data / "raw" / f"{session}.nwb").is_file()
+        assert (data / "logs" / "preprocess_session" / f"{session}.log").is_file()
+        assert (data / "benchmarks" / "simulate_session" / f"{session}.tsv").is_file()
+    with (
+        xr.open_dataset(data / "sessions" / "t04.nc") as dataset,
+        xr.open_dataset(data / "ground_truth" / "t04.nc") as truth,
+    ):
+        assert dataset.sizes["neuron"] == 8 and dataset.attrs["session"] == "t04"
+        rate = truth["rate"].sel(image=dataset["image"].values)
+        correlation = [np.corrcoef(dataset["responses"].mean("repeat")[n], rate[n])[0, 1] for n in range(8)]
+        assert np.median(correlation) > 0.5, correlation
+    again = snakemake(tmp_path, "--configfile", str(TINY_CONFIG), "--dry-run")
+    assert "Nothing to be done" in again.stdout + again.stderr

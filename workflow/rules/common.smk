@@ -1,0 +1,46 @@
+# Path helpers and input functions shared by the rule files (no rules here).
+import re
+from pathlib import Path
+
+from compactcortex.config import session_roles
+
+DATA = f"results/{config['dataset']}"
+SOURCE = config["source"]
+SESSIONS = list(session_roles(config))
+ROLES = session_roles(config)
+ENV = "../../envs/compactcortex.yaml"
+
+
+wildcard_constraints:
+    session="|".join(re.escape(session) for session in SESSIONS),
+
+
+def session_datasets():
+    return expand(f"{DATA}/sessions/{{session}}.nc", session=SESSIONS)
+
+
+def recording_nwb(wildcards):
+    """The NWB file a session is preprocessed from: simulated here, or the user's own."""
+    if SOURCE["kind"] == "virtual_lab":
+        return f"{DATA}/raw/{wildcards.session}.nwb"
+    return str(Path(SOURCE["path"]) / f"{wildcards.session}.nwb")
+
+
+def lab_design(wildcards):
+    """The simulated session's design: that of its role."""
+    return config["virtual_lab"]["roles"][ROLES[wildcards.session]]
+
+
+def lab_settings():
+    """The lab-wide settings (everything but the per-role designs)."""
+    return {key: value for key, value in config["virtual_lab"].items() if key != "roles"}
+
+
+def cowley_inputs(wildcards):
+    from compactcortex.ingest_cowley import cowley_paths
+
+    return {name: str(path) for name, path in cowley_paths(SOURCE["path"], wildcards.session).items()}
+
+
+def cowley_monkey(wildcards):
+    return SOURCE["monkey"].get(wildcards.session, "unknown")

@@ -1,0 +1,26 @@
+# The virtual V4 lab: simulated recording sessions (the embedded default; no download).
+
+
+rule simulate_session:
+    output:
+        nwb=f"{DATA}/raw/{{session}}.nwb",
+        truth=f"{DATA}/ground_truth/{{session}}.nc",
+        neurons=f"{DATA}/ground_truth/{{session}}_neurons.npz",
+    params:
+        design=lab_design,
+        lab=lab_settings(),
+        seed=config["seed"],
+        template=config["preprocess"]["nwb_stimulus_template"],
+        image_column=config["preprocess"]["nwb_image_column"],
+    log:
+        f"{DATA}/logs/simulate_session/{{session}}.log",
+    benchmark:
+        f"{DATA}/benchmarks/simulate_session/{{session}}.tsv"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    conda:
+        ENV
+    script:
+        "../scripts/simulate_session.py"

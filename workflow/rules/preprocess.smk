@@ -1,0 +1,49 @@
+# Preprocessing: recordings -> one session dataset (NetCDF) per session.
+
+if SOURCE["kind"] in ("virtual_lab", "nwb"):
+
+    rule preprocess_session:
+        input:
+            nwb=recording_nwb,
+        output:
+            dataset=f"{DATA}/sessions/{{session}}.nc",
+        params:
+            preprocess=config["preprocess"],
+            seed=config["seed"],
+        log:
+            f"{DATA}/logs/preprocess_session/{{session}}.log",
+        benchmark:
+            f"{DATA}/benchmarks/preprocess_session/{{session}}.tsv"
+        threads: 1
+        resources:
+            mem_mb=4000,
+            runtime=30,
+        conda:
+            ENV
+        script:
+            "../scripts/preprocess_session.py"
+
+else:
+
+    rule ingest_cowley_session:
+        input:
+            unpack(cowley_inputs),
+        output:
+            dataset=f"{DATA}/sessions/{{session}}.nc",
+        params:
+            root=SOURCE["path"],
+            preprocess=config["preprocess"],
+            seed=config["seed"],
+            monkey=cowley_monkey,
+        log:
+            f"{DATA}/logs/ingest_cowley_session/{{session}}.log",
+        benchmark:
+            f"{DATA}/benchmarks/ingest_cowley_session/{{session}}.tsv"
+        threads: 1
+        resources:
+            mem_mb=4000,
+            runtime=30,
+        conda:
+            ENV
+        script:
+            "../scripts/ingest_cowley_session.py"
