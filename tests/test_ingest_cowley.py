@@ -8,12 +8,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 from PIL import Image
 
 from compactcortex.errors import InputDataError
 from compactcortex.ingest_cowley import ingest_cowley_session, read_image_zip
 from compactcortex.session_dataset import open_session_dataset
-from tests.conftest import PREPROCESS_PARAMS
+from tests.conftest import PREPROCESS_PARAMS, REPOSITORY
 
 
 def _jpeg(rng: np.random.Generator, size: int = 16) -> bytes:
@@ -103,18 +104,25 @@ def test_raw_session_converts_and_matches_the_published_averages(tmp_path: Path,
         assert 0.5 < reliability < 0.95, reliability
 
 
+COWLEY_SESSIONS = [
+    session["id"]
+    for session in yaml.safe_load((REPOSITORY / "config" / "cowley2023.yaml").read_text())["sessions"]
+    if session["id"] != "210325"  # the raw session, tested above
+]
+
+
 @pytest.mark.shared_data
-@pytest.mark.parametrize(("session", "n_neurons", "n_images"), [("190923", 33, 1200), ("210224", 67, 800)])
-def test_averaged_sessions_convert(
-    tmp_path: Path, cowley_dir: Path, session: str, n_neurons: int, n_images: int
-) -> None:
+@pytest.mark.parametrize("session", COWLEY_SESSIONS)
+def test_averaged_sessions_convert_to_the_published_averages(tmp_path: Path, cowley_dir: Path, session: str) -> None:
     output = tmp_path / f"{session}.nc"
     ingest_cowley_session(cowley_dir, session, output, params=PREPROCESS_PARAMS, seed=0, monkey="WE")
     averaged = np.load(cowley_dir / "responses_repeat_averaged" / f"responses_{session}.npy")
     with open_session_dataset(output) as dataset:
-        assert (dataset.sizes["neuron"], dataset.sizes["image"]) == (n_neurons, n_images)
+        assert (dataset.sizes["neuron"], dataset.sizes["image"], dataset.sizes["repeat"]) == (*averaged.shape, 1)
         np.testing.assert_array_equal(dataset["responses"].values[..., 0], averaged)
         with zipfile.ZipFile(cowley_dir / "images" / f"images_{session}.zip") as archive:
-            first = next(name for name in archive.namelist() if name.endswith("image0001.jpg"))
-            expected = np.asarray(Image.open(io.BytesIO(archive.read(first))).convert("RGB"))
-        np.testing.assert_array_equal(dataset["images"].values[0], expected)
+            last = f"image{averaged.shape[1]:04d}.jpg"
+            name = next(name for name in archive.namelist() if name.endswith(last))
+            expected = np.asarray(Image.open(io.BytesIO(archive.read(name))).convert("RGB"))
+        np.testing.assert_array_equal(dataset["images"].values[-1], expected)
+        assert dataset.attrs["source_format"] == "cowley2023" and "images_" in dataset.attrs["source_sha256"]
