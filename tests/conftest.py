@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from compactcortex.recording import Recording
+from compactcortex.recording import Recording, concatenate_spike_trains
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 TINY_CONFIG = REPOSITORY / "tests" / "config" / "tiny.yaml"
@@ -36,12 +36,13 @@ def make_recording(
             ~np.any((background[:, None] >= onset + 0.05) & (background[:, None] < onset + 0.15), axis=1)
         ]
         trains.append(np.sort(np.concatenate([times, background])))
+    spike_times, unit_bounds = concatenate_spike_trains(trains)
     recording = Recording(
         session="t01",
         monkey="M1",
         unit_ids=np.array([f"t01_n{unit:03d}" for unit in range(n_units)]),
-        spike_times=np.concatenate(trains),
-        unit_bounds=np.concatenate([[0], np.cumsum([train.size for train in trains])]),
+        spike_times=spike_times,
+        unit_bounds=unit_bounds,
         trial_onset=onset,
         trial_offset=onset + 0.1,
         trial_image=trial_image,

@@ -42,3 +42,9 @@ class Recording:
     @property
     def n_spikes(self) -> int:
         return int(self.spike_times.size)
+
+
+def concatenate_spike_trains(trains: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Per-unit spike-time arrays -> (all times concatenated, the (n_units + 1) offsets of each unit's run)."""
+    bounds = np.concatenate([[0], np.cumsum([train.size for train in trains])]).astype(np.int64)
+    return np.concatenate(trains) if trains else np.empty(0), bounds

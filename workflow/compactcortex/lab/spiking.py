@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from compactcortex.recording import concatenate_spike_trains
+
 
 @dataclass(frozen=True)
 class TrialSchedule:
@@ -78,8 +80,7 @@ def spike_trains(
         driven = np.repeat(start, counts) + rng.random(counts.sum()) * np.repeat(stimulus_s, counts)
         times = np.sort(np.concatenate([background[~in_window], driven]))
         trains.append(np.round(times / resolution_s) * resolution_s)
-    bounds = np.concatenate([[0], np.cumsum([train.size for train in trains])])
-    return np.concatenate(trains), bounds
+    return concatenate_spike_trains(trains)
 
 
 def _gamma_gain(rng: np.random.Generator, cv: float, shape: tuple[int, ...]) -> np.ndarray:
