@@ -83,3 +83,24 @@ def test_tiny_pipeline_end_to_end(tmp_path: Path) -> None:
         assert np.median(correlation) > 0.5, correlation
     again = snakemake(tmp_path, "--configfile", str(TINY_CONFIG), "--dry-run")
     assert "Nothing to be done" in again.stdout + again.stderr
+    assert planned_jobs(tmp_path, preprocess={"window_ms": 80}) == {"preprocess_session": 4, "summary": 1, "all": 1}
+    assert planned_jobs(tmp_path, virtual_lab={"spiking": {"gain_cv": 0.2}}) == {
+        "simulate_session": 4,
+        "preprocess_session": 4,
+        "summary": 1,
+        "all": 1,
+    }
+
+
+def planned_jobs(workdir: Path, **changes: dict) -> dict[str, int]:
+    """The jobs a dry run plans after changing config values: exactly those that use them."""
+    config = yaml.safe_load(TINY_CONFIG.read_text())
+    for section, values in changes.items():
+        for key, value in values.items():
+            target = config.setdefault(section, {})
+            target[key] = {**target.get(key, {}), **value} if isinstance(value, dict) else value
+    changed = workdir / "changed.yaml"
+    changed.write_text(yaml.safe_dump(config))
+    result = snakemake(workdir, "--configfile", str(changed), "--dry-run", "--quiet", "rules")
+    rows = [line.split() for line in result.stdout.splitlines()]
+    return {row[0]: int(row[1]) for row in rows if len(row) == 2 and row[1].isdigit() and row[0] != "total"}

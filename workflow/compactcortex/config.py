@@ -91,6 +91,19 @@ def load_config(path: str | Path) -> dict[str, Any]:
     return validate_config(raw, path)
 
 
+def sorted_keys(value: Any) -> Any:
+    """The same value with every mapping's keys sorted.
+
+    Rules receive config sections through params, and Snakemake reruns a job when its params' text
+    changes: sorting makes that text independent of the order keys were written in the YAML.
+    """
+    if isinstance(value, Mapping):
+        return {key: sorted_keys(value[key]) for key in sorted(value)}
+    if isinstance(value, list | tuple):
+        return [sorted_keys(item) for item in value]
+    return value
+
+
 def canonical_json(value: Any) -> str:
     """JSON with sorted keys and no whitespace: the same values always give the same text."""
     return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)

@@ -2,7 +2,7 @@
 import re
 from pathlib import Path
 
-from compactcortex.config import session_roles
+from compactcortex.config import session_roles, sorted_keys
 
 DATA = f"results/{config['dataset']}"
 SOURCE = config["source"]
@@ -26,14 +26,22 @@ def recording_nwb(wildcards):
     return str(Path(SOURCE["path"]) / f"{wildcards.session}.nwb")
 
 
+def section(*keys):
+    """A config section as a rule's params (keys sorted: reordering the YAML reruns nothing)."""
+    value = config
+    for key in keys:
+        value = value[key]
+    return sorted_keys(value)
+
+
 def lab_design(wildcards):
     """The simulated session's design: that of its role."""
-    return config["virtual_lab"]["roles"][ROLES[wildcards.session]]
+    return section("virtual_lab", "roles", ROLES[wildcards.session])
 
 
 def lab_settings():
     """The lab-wide settings (everything but the per-role designs)."""
-    return {key: value for key, value in config["virtual_lab"].items() if key != "roles"}
+    return {key: value for key, value in section("virtual_lab").items() if key != "roles"}
 
 
 def cowley_inputs(wildcards):

@@ -8,7 +8,7 @@ if SOURCE["kind"] in ("virtual_lab", "nwb"):
         output:
             dataset=f"{DATA}/sessions/{{session}}.nc",
         params:
-            preprocess=config["preprocess"],
+            preprocess=section("preprocess"),
             seed=config["seed"],
         log:
             f"{DATA}/logs/preprocess_session/{{session}}.log",
@@ -32,7 +32,7 @@ else:
             dataset=f"{DATA}/sessions/{{session}}.nc",
         params:
             root=SOURCE["path"],
-            preprocess=config["preprocess"],
+            preprocess=section("preprocess"),
             seed=config["seed"],
             monkey=cowley_monkey,
         log:
