@@ -29,6 +29,7 @@ test: install
 
 bench: install
 	$(BIN)/python -m compactcortex.bench
+	$(BIN)/python -m compactcortex.bench_ensemble
 
 lint: install
 	$(BIN)/ruff check .

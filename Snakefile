@@ -18,6 +18,7 @@ config.update(validate_config(config, source="the configuration (config.yaml and
 include: "workflow/rules/common.smk"
 include: "workflow/rules/lab.smk"
 include: "workflow/rules/preprocess.smk"
+include: "workflow/rules/ensemble.smk"
 include: "workflow/rules/summary.smk"
 
 

@@ -11,7 +11,8 @@ from compactcortex.config import config_sha256, load_config, validate_config
 from compactcortex.errors import ConfigError
 from tests.conftest import REPOSITORY, TINY_CONFIG
 
-MINIMAL = {"dataset": "d", "source": {"kind": "virtual_lab"}, "sessions": [{"id": "s1", "role": "train"}]}
+SESSIONS = [{"id": "s1", "role": "train"}, {"id": "s2", "role": "validation"}, {"id": "s3", "role": "test"}]
+MINIMAL = {"dataset": "d", "source": {"kind": "virtual_lab"}, "sessions": SESSIONS}
 
 
 @pytest.mark.parametrize("path", ["config.yaml", "config/cowley2023.yaml", "tests/config/tiny.yaml"])
@@ -42,12 +43,16 @@ def test_wrong_type_is_an_error_naming_the_key() -> None:
     with pytest.raises(ConfigError, match=r"at 'seed'.*not of type 'integer'"):
         validate_config({**MINIMAL, "seed": "twelve"})
     with pytest.raises(ConfigError, match=r"sessions/0/role"):
-        validate_config({**MINIMAL, "sessions": [{"id": "s1", "role": "training"}]})
+        validate_config({**MINIMAL, "sessions": [{**SESSIONS[0], "role": "training"}, *SESSIONS[1:]]})
 
 
 def test_inconsistent_values_are_errors() -> None:
     with pytest.raises(ConfigError, match="more than once: s1"):
-        validate_config({**MINIMAL, "sessions": [{"id": "s1", "role": "train"}, {"id": "s1", "role": "test"}]})
+        validate_config({**MINIMAL, "sessions": [*SESSIONS, {"id": "s1", "role": "test"}]})
+    with pytest.raises(ConfigError, match="exactly one session must have role 'validation'.*found 0"):
+        validate_config({**MINIMAL, "sessions": [SESSIONS[0], SESSIONS[2]]})
+    with pytest.raises(ConfigError, match="no session has role 'test'"):
+        validate_config({**MINIMAL, "sessions": SESSIONS[:2]})
     with pytest.raises(ConfigError, match="source.path is required"):
         validate_config({**MINIMAL, "source": {"kind": "nwb"}})
 

@@ -32,12 +32,22 @@ def test_lint_is_clean() -> None:
 
 def test_default_dag_plans_every_session(tmp_path: Path) -> None:
     result = snakemake(tmp_path, "--dry-run", "--quiet", "rules")
-    counts = dict(
-        line.split()[:2]
-        for line in result.stdout.splitlines()
-        if line.split()[:1] in (["simulate_session"], ["preprocess_session"], ["summary"])
-    )
-    assert counts == {"simulate_session": "7", "preprocess_session": "7", "summary": "1"}, result.stdout
+    rows = [line.split() for line in result.stdout.splitlines()]
+    counts = {row[0]: int(row[1]) for row in rows if len(row) == 2 and row[1].isdigit()}
+    assert counts == {
+        "simulate_session": 8,
+        "preprocess_session": 8,
+        "extract_features": 9,
+        "train_member": 4,
+        "map_session": 2,
+        "task_driven_session": 2,
+        "evaluate_session": 2,
+        "candidate_pool": 1,
+        "select_active_learning_images": 1,
+        "summary": 1,
+        "all": 1,
+        "total": 39,
+    }, result.stdout
 
 
 def test_cowley_dag_plans_ingest(tmp_path: Path) -> None:
@@ -67,29 +77,49 @@ def test_tiny_pipeline_end_to_end(tmp_path: Path) -> None:
     )
     data = tmp_path / "results" / "tiny"
     summary = json.loads((data / "summary.json").read_text())
-    assert summary["data"]["n_sessions"] == 4 and summary["data"]["n_neurons"] == 6 + 6 + 6 + 8
+    assert summary["data"]["n_sessions"] == 5 and summary["data"]["n_neurons"] == 3 * 8 + 6 + 8
     assert 0.0 < summary["data"]["median_reliability"] <= 1.0
-    for session in ("t01", "t02", "t03", "t04"):
+    # recovery: the ensemble's held-out prediction correlates with the true rate far above chance
+    assert summary["ensemble"]["median_r_to_truth"] > 0.4, summary["ensemble"]
+    assert summary["ensemble"]["n_members"] == 2 and summary["ensemble"]["n_params"] > 0
+    for key in ("median_r2_er", "median_r"):
+        assert summary["ensemble"][key] is not None and summary["task_driven"][key] is not None
+    table = (data / "evaluation" / "t05.csv").read_text().splitlines()
+    with xr.open_dataset(data / "sessions" / "t05.nc") as dataset:
+        n_reliable = int(dataset["reliable"].sum())
+    assert table[0].startswith("neuron,reliability,r2_er_ensemble,r_ensemble") and len(table) == 1 + n_reliable
+    manifest = (data / "active_learning" / "stimulus_set" / "manifest.csv").read_text().splitlines()
+    assert (
+        len(manifest) == 1 + 5 and (data / "active_learning" / "stimulus_set" / "images" / "active0000.png").is_file()
+    )
+    with xr.open_dataset(data / "ensemble" / "predictions" / "t05.nc") as predictions:
+        assert predictions["prediction"].dims == ("member", "neuron", "image")
+        assert predictions.sizes["member"] == 2 and int(predictions["fit_half"].sum()) == 60
+    for session in ("t01", "t02", "t03", "t04", "t05"):
         assert (data / "raw" / f"{session}.nwb").is_file()
         assert (data / "logs" / "preprocess_session" / f"{session}.log").is_file()
         assert (data / "benchmarks" / "simulate_session" / f"{session}.tsv").is_file()
     with (
-        xr.open_dataset(data / "sessions" / "t04.nc") as dataset,
-        xr.open_dataset(data / "ground_truth" / "t04.nc") as truth,
+        xr.open_dataset(data / "sessions" / "t05.nc") as dataset,
+        xr.open_dataset(data / "ground_truth" / "t05.nc") as truth,
     ):
-        assert dataset.sizes["neuron"] == 8 and dataset.attrs["session"] == "t04"
+        assert dataset.sizes["neuron"] == 8 and dataset.attrs["session"] == "t05"
         rate = truth["rate"].sel(image=dataset["image"].values)
         correlation = [np.corrcoef(dataset["responses"].mean("repeat")[n], rate[n])[0, 1] for n in range(8)]
         assert np.median(correlation) > 0.5, correlation
     again = snakemake(tmp_path, "--configfile", str(TINY_CONFIG), "--dry-run")
     assert "Nothing to be done" in again.stdout + again.stderr
-    assert planned_jobs(tmp_path, preprocess={"window_ms": 80}) == {"preprocess_session": 4, "summary": 1, "all": 1}
+    downstream = {"extract_features": 5, "train_member": 2, "map_session": 1, "task_driven_session": 1,
+                  "evaluate_session": 1, "select_active_learning_images": 1, "summary": 1, "all": 1}  # fmt: skip
+    assert planned_jobs(tmp_path, preprocess={"window_ms": 80}) == {"preprocess_session": 5, **downstream}
     assert planned_jobs(tmp_path, virtual_lab={"spiking": {"gain_cv": 0.2}}) == {
-        "simulate_session": 4,
-        "preprocess_session": 4,
-        "summary": 1,
-        "all": 1,
+        "simulate_session": 5,
+        "preprocess_session": 5,
+        **downstream,
     }
+    assert planned_jobs(tmp_path, mapping={"cv_folds": 3}) == {
+        "map_session": 1, "evaluate_session": 1, "select_active_learning_images": 1, "summary": 1, "all": 1
+    }  # fmt: skip
 
 
 def planned_jobs(workdir: Path, **changes: dict) -> dict[str, int]:

@@ -24,7 +24,11 @@ from compactcortex.spike_counts import count_spikes, count_spikes_per_trial_loop
 
 # The schema's defaults: the benchmark measures what a default run does.
 PREPROCESS_PARAMS = validate_config(
-    {"dataset": "bench", "source": {"kind": "virtual_lab"}, "sessions": [{"id": "bench", "role": "test"}]}
+    {
+        "dataset": "bench",
+        "source": {"kind": "virtual_lab"},
+        "sessions": [{"id": "a", "role": "train"}, {"id": "b", "role": "validation"}, {"id": "c", "role": "test"}],
+    }
 )["preprocess"]
 
 

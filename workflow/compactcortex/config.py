@@ -64,6 +64,15 @@ def _check_consistency(config: dict[str, Any], source: str | Path | None) -> Non
     duplicated = sorted({sid for sid in ids if ids.count(sid) > 1})
     if duplicated:
         raise ConfigError(source, f"session ids listed more than once: {', '.join(duplicated)}")
+    roles = [session["role"] for session in config["sessions"]]
+    if roles.count("validation") != 1:
+        raise ConfigError(
+            source,
+            f"exactly one session must have role 'validation' (early stopping); found {roles.count('validation')}",
+        )
+    for role in ("train", "test"):
+        if role not in roles:
+            raise ConfigError(source, f"no session has role '{role}'")
     kind = config["source"]["kind"]
     if kind != "virtual_lab" and not config["source"].get("path"):
         raise ConfigError(source, f"source.path is required when source.kind is '{kind}'")

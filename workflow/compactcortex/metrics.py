@@ -11,6 +11,8 @@ the Spearman-Brown split-half reliability).
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 __all__ = [
@@ -309,3 +311,16 @@ def median_ignoring_nan(values: np.ndarray) -> float:
     arr = np.asarray(values, dtype=np.float64).ravel()
     arr = arr[~np.isnan(arr)]
     return float(np.median(arr)) if arr.size else float("nan")
+
+
+def prediction_accuracy(prediction: np.ndarray, responses: np.ndarray, single_trial: bool) -> dict[str, np.ndarray]:
+    """Per neuron: Pearson r with the repeat mean, and r2_ER where single trials exist (else NaN).
+
+    prediction (neuron, image); responses (neuron, image, repeat), repeat means when not single_trial.
+    """
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        repeat_mean = np.nanmean(responses, axis=2)
+    r = pearson_r(prediction, repeat_mean)
+    r2 = r2_er(prediction, responses) if single_trial else np.full(r.shape, np.nan)
+    return {"r": np.asarray(r), "r2_er": np.asarray(r2)}

@@ -30,3 +30,10 @@ def logging_to(log_path: str | Path) -> Iterator[logging.Logger]:
         finally:
             root.removeHandler(handler)
             logging.captureWarnings(False)
+
+
+def use_threads(threads: int) -> None:
+    """Let torch use exactly the threads the scheduler gave the job."""
+    import torch
+
+    torch.set_num_threads(max(1, int(threads)))

@@ -8,11 +8,18 @@ DATA = f"results/{config['dataset']}"
 SOURCE = config["source"]
 SESSIONS = list(session_roles(config))
 ROLES = session_roles(config)
+TRAIN_SESSIONS = [session for session in SESSIONS if ROLES[session] == "train"]
+VALIDATION_SESSION = next(session for session in SESSIONS if ROLES[session] == "validation")
+TEST_SESSIONS = [session for session in SESSIONS if ROLES[session] == "test"]
+MEMBERS = list(range(config["ensemble"]["members"]))
+CANDIDATE_POOL = "candidate_pool"
 ENV = "../../envs/compactcortex.yaml"
 
 
 wildcard_constraints:
     session="|".join(re.escape(session) for session in SESSIONS),
+    image_set="|".join(re.escape(name) for name in [*SESSIONS, CANDIDATE_POOL]),
+    member=r"\d+",
 
 
 def session_datasets():
@@ -52,3 +59,30 @@ def cowley_inputs(wildcards):
 
 def cowley_monkey(wildcards):
     return SOURCE["monkey"].get(wildcards.session, "unknown")
+
+
+def images_of(wildcards):
+    """The file holding an image set's images: a session dataset or the active-learning candidate pool."""
+    if wildcards.image_set == CANDIDATE_POOL:
+        return f"{DATA}/active_learning/{CANDIDATE_POOL}.nc"
+    return f"{DATA}/sessions/{wildcards.image_set}.nc"
+
+
+def gpus(device):
+    """GPUs a job asks the scheduler for."""
+    return 1 if device == "cuda" else 0
+
+
+def member_files():
+    return expand(f"{DATA}/ensemble/members/member{{member}}.pt", member=MEMBERS)
+
+
+def truth_of(session):
+    """The simulated neuron's truth, where the data are simulated."""
+    return [f"{DATA}/ground_truth/{session}.nc"] if SOURCE["kind"] == "virtual_lab" else []
+
+
+def pool_image_size():
+    if SOURCE["kind"] == "virtual_lab":
+        return config["virtual_lab"]["image_size"]
+    return config["active_learning"]["image_size"]

@@ -4,11 +4,15 @@
 rule summary:
     input:
         sessions=session_datasets(),
+        members=member_files(),
+        evaluations=expand(f"{DATA}/evaluation/{{session}}.csv", session=TEST_SESSIONS),
+        active_learning=f"{DATA}/active_learning/stimulus_set",
     output:
         summary=f"{DATA}/summary.json",
     params:
         dataset=config["dataset"],
         roles=ROLES,
+        simulated=SOURCE["kind"] == "virtual_lab",
     log:
         f"{DATA}/logs/summary.log",
     benchmark:

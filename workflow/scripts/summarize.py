@@ -13,4 +13,7 @@ with logging_to(snakemake.log[0]):
         dataset=snakemake.params.dataset,
         roles=snakemake.params.roles,
         session_paths=snakemake.input.sessions,
+        member_paths=snakemake.input.members,
+        evaluation_paths=snakemake.input.evaluations,
+        simulated=snakemake.params.simulated,
     )

@@ -1,0 +1,92 @@
+"""Session data as the ensemble sees it: cached backbone features and z-scored responses."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from compactcortex.errors import InputDataError
+from compactcortex.session_dataset import open_session_dataset
+
+
+@dataclass
+class SessionData:
+    """One session's reliable neurons: responses, their z-scored repeat means, and the image features."""
+
+    session: str
+    features: torch.Tensor  # (image, channel, y, x), as cached (float16)
+    responses: np.ndarray  # (neuron, image, repeat) single trials (or repeat means)
+    neuron_ids: np.ndarray
+    image_ids: np.ndarray
+    response_kind: str
+    source: Path
+
+    @property
+    def n_images(self) -> int:
+        return int(self.image_ids.size)
+
+    @property
+    def n_neurons(self) -> int:
+        return int(self.neuron_ids.size)
+
+    def repeat_mean(self) -> np.ndarray:
+        """(neuron, image) mean over repeats."""
+        return np.nanmean(self.responses, axis=2)
+
+
+def halves(n_images: int) -> tuple[np.ndarray, np.ndarray]:
+    """The paper's split of a held-out session: the first half of its images (index order) fits the
+    mapping, the second half is held out for evaluation."""
+    split = n_images // 2
+    return np.arange(split), np.arange(split, n_images)
+
+
+def zscore(values: np.ndarray, reference: np.ndarray | None = None) -> np.ndarray:
+    """Z-score (neuron, image) values per neuron, with the mean and sd of `reference` (default: values)."""
+    reference = values if reference is None else reference
+    mean = reference.mean(axis=1, keepdims=True)
+    std = reference.std(axis=1, ddof=1, keepdims=True)
+    return (values - mean) / np.where(std > 0, std, 1.0)
+
+
+def load_features(path: str | Path, layer: str, image_ids: np.ndarray | None = None) -> torch.Tensor:
+    """Read one layer of a session's cached features, checking they belong to the session's images."""
+    path = Path(path)
+    try:
+        cached = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError as exc:
+        raise InputDataError(path, "feature cache not found") from exc
+    except Exception as exc:  # torch raises RuntimeError/EOFError/UnpicklingError for corrupt files
+        raise InputDataError(path, f"cannot be read as a feature cache (corrupt or truncated?): {exc}") from exc
+    if layer not in cached.get("layers", {}):
+        raise InputDataError(path, f"holds no features of layer '{layer}' (has: {', '.join(cached.get('layers', {}))})")
+    features = cached["layers"][layer]
+    if image_ids is not None and list(cached["image_ids"]) != [str(image) for image in image_ids]:
+        raise InputDataError(path, "features were computed for other images than the session's (stale cache?)")
+    return features
+
+
+def load_session(dataset_path: str | Path, features_path: str | Path, layer: str) -> SessionData:
+    """A session's reliable neurons and its images' features. No reliable neuron is an error."""
+    dataset_path = Path(dataset_path)
+    with open_session_dataset(dataset_path) as dataset:
+        reliable = dataset["reliable"].values.astype(bool)
+        if not reliable.any():
+            raise InputDataError(
+                dataset_path,
+                f"no neuron passes the reliability criterion (min_reliability = {dataset.attrs['min_reliability']})",
+            )
+        image_ids = dataset["image"].values.astype(str)
+        session = SessionData(
+            session=str(dataset.attrs["session"]),
+            features=load_features(features_path, layer, image_ids),
+            responses=dataset["responses"].values[reliable].astype(np.float64),
+            neuron_ids=dataset["neuron"].values[reliable].astype(str),
+            image_ids=image_ids,
+            response_kind=str(dataset.attrs["response_kind"]),
+            source=dataset_path,
+        )
+    return session

@@ -1,0 +1,173 @@
+# The deep ensemble, its mapping to held-out sessions, the task-driven baseline and active learning.
+
+
+rule extract_features:
+    input:
+        images=images_of,
+    output:
+        features=f"{DATA}/features/{{image_set}}.pt",
+    params:
+        features=section("features"),
+    log:
+        f"{DATA}/logs/extract_features/{{image_set}}.log",
+    benchmark:
+        f"{DATA}/benchmarks/extract_features/{{image_set}}.tsv"
+    threads: 2
+    resources:
+        mem_mb=6000,
+        runtime=60,
+        gpu=gpus(config["features"]["device"]),
+    conda:
+        ENV
+    script:
+        "../scripts/extract_features.py"
+
+
+rule train_member:
+    input:
+        train_datasets=expand(f"{DATA}/sessions/{{session}}.nc", session=TRAIN_SESSIONS),
+        train_features=expand(f"{DATA}/features/{{session}}.pt", session=TRAIN_SESSIONS),
+        validation_dataset=f"{DATA}/sessions/{VALIDATION_SESSION}.nc",
+        validation_features=f"{DATA}/features/{VALIDATION_SESSION}.pt",
+    output:
+        member=f"{DATA}/ensemble/members/member{{member}}.pt",
+    params:
+        checkpoint=lambda wildcards: f"{DATA}/ensemble/checkpoints/member{wildcards.member}.pt",
+        ensemble=section("ensemble"),
+        features=section("features"),
+        seed=config["seed"],
+    log:
+        f"{DATA}/logs/train_member/member{{member}}.log",
+    benchmark:
+        f"{DATA}/benchmarks/train_member/member{{member}}.tsv"
+    threads: config["ensemble"]["threads"]
+    resources:
+        mem_mb=8000,
+        runtime=240,
+        gpu=gpus(config["ensemble"]["device"]),
+    conda:
+        ENV
+    script:
+        "../scripts/train_member.py"
+
+
+rule map_session:
+    input:
+        members=member_files(),
+        dataset=f"{DATA}/sessions/{{session}}.nc",
+        features=f"{DATA}/features/{{session}}.pt",
+    output:
+        predictions=f"{DATA}/ensemble/predictions/{{session}}.nc",
+        readouts=f"{DATA}/ensemble/readouts/{{session}}.pt",
+    params:
+        mapping=section("mapping"),
+        features=section("features"),
+        device=config["ensemble"]["device"],
+        seed=config["seed"],
+    log:
+        f"{DATA}/logs/map_session/{{session}}.log",
+    benchmark:
+        f"{DATA}/benchmarks/map_session/{{session}}.tsv"
+    threads: 2
+    resources:
+        mem_mb=6000,
+        runtime=60,
+        gpu=gpus(config["ensemble"]["device"]),
+    conda:
+        ENV
+    script:
+        "../scripts/map_session.py"
+
+
+rule task_driven_session:
+    input:
+        dataset=f"{DATA}/sessions/{{session}}.nc",
+        features=f"{DATA}/features/{{session}}.pt",
+    output:
+        predictions=f"{DATA}/task_driven/predictions/{{session}}.nc",
+    params:
+        task_driven=section("task_driven"),
+        features=section("features"),
+        seed=config["seed"],
+    log:
+        f"{DATA}/logs/task_driven_session/{{session}}.log",
+    benchmark:
+        f"{DATA}/benchmarks/task_driven_session/{{session}}.tsv"
+    threads: 2
+    resources:
+        mem_mb=6000,
+        runtime=60,
+    conda:
+        ENV
+    script:
+        "../scripts/task_driven_session.py"
+
+
+rule evaluate_session:
+    input:
+        dataset=f"{DATA}/sessions/{{session}}.nc",
+        ensemble=f"{DATA}/ensemble/predictions/{{session}}.nc",
+        task_driven=f"{DATA}/task_driven/predictions/{{session}}.nc",
+        truth=lambda wildcards: truth_of(wildcards.session),
+    output:
+        table=f"{DATA}/evaluation/{{session}}.csv",
+    log:
+        f"{DATA}/logs/evaluate_session/{{session}}.log",
+    benchmark:
+        f"{DATA}/benchmarks/evaluate_session/{{session}}.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        ENV
+    script:
+        "../scripts/evaluate_session.py"
+
+
+rule candidate_pool:
+    output:
+        pool=f"{DATA}/active_learning/{CANDIDATE_POOL}.nc",
+    params:
+        pool=section("active_learning", "pool"),
+        image_size=pool_image_size(),
+        seed=config["seed"],
+    log:
+        f"{DATA}/logs/candidate_pool.log",
+    benchmark:
+        f"{DATA}/benchmarks/candidate_pool.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        ENV
+    script:
+        "../scripts/candidate_pool.py"
+
+
+rule select_active_learning_images:
+    input:
+        members=member_files(),
+        readouts=expand(f"{DATA}/ensemble/readouts/{{session}}.pt", session=TEST_SESSIONS),
+        pool=f"{DATA}/active_learning/{CANDIDATE_POOL}.nc",
+        pool_features=f"{DATA}/features/{CANDIDATE_POOL}.pt",
+    output:
+        stimulus_set=directory(f"{DATA}/active_learning/stimulus_set"),
+    params:
+        n_images=config["active_learning"]["n_images"],
+        layer=config["features"]["layer"],
+        device=config["ensemble"]["device"],
+    log:
+        f"{DATA}/logs/select_active_learning_images.log",
+    benchmark:
+        f"{DATA}/benchmarks/select_active_learning_images.tsv"
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=30,
+        gpu=gpus(config["ensemble"]["device"]),
+    conda:
+        ENV
+    script:
+        "../scripts/select_active_learning_images.py"
