@@ -155,3 +155,67 @@ def test_trained_ensemble_predicts_held_out_neurons(tmp_path: Path) -> None:
     r_untrained = metrics.pearson_r(untrained[0][:, held_out], truths["v"][:, held_out])
     assert np.median(r) > 0.25 and np.median(r) > np.median(r_untrained) + 0.1, (r, r_untrained)
     assert not np.allclose(predictions[0], predictions[1]), "members differ: their spread is the uncertainty"
+
+
+def _session_files(tmp_path: Path, reliable: bool = True) -> tuple[Path, Path]:
+    """A small session dataset and a matching feature cache on disk."""
+    from compactcortex.session_dataset import build_session_dataset, write_session_dataset
+
+    rng = np.random.default_rng(0)
+    dataset = build_session_dataset(
+        source="x", session="s9", monkey="M", responses=rng.poisson(3.0, (4, 20, 3)).astype(float),
+        images=rng.integers(0, 256, (20, 8, 8, 3), dtype=np.uint8), neuron_ids=np.array(list("abcd")),
+        image_ids=np.array([f"i{k}" for k in range(20)]), image_types=np.array(["natural"] * 20),
+        response_kind="single_trial", latency_ms=50, window_ms=100, reliability_splits=5,
+        min_reliability=-2.0 if reliable else 2.0, seed=0, attrs={"config_sha256": "0" * 64, "code_version": "t"},
+    )  # fmt: skip
+    write_session_dataset(dataset, tmp_path / "s9.nc")
+    features = {
+        "layers": {"blocks.5": torch.zeros(20, 8, 6, 6, dtype=torch.float16)},
+        "image_ids": [str(image) for image in dataset["image"].values],
+    }
+    torch.save(features, tmp_path / "s9.pt")
+    return tmp_path / "s9.nc", tmp_path / "s9.pt"
+
+
+def test_a_session_without_reliable_neurons_is_a_clear_error(tmp_path: Path) -> None:
+    from compactcortex.ensemble.data import load_session
+    from compactcortex.errors import InputDataError
+
+    dataset, features = _session_files(tmp_path, reliable=False)
+    with pytest.raises(InputDataError, match=r"s9\.nc: no neuron passes the reliability criterion"):
+        load_session(dataset, features, "blocks.5")
+
+
+def test_stale_or_corrupt_feature_caches_are_clear_errors(tmp_path: Path) -> None:
+    from compactcortex.ensemble.data import load_features, load_session
+    from compactcortex.errors import InputDataError
+
+    dataset, features = _session_files(tmp_path)
+    assert load_session(dataset, features, "blocks.5").n_neurons == 4
+    with pytest.raises(InputDataError, match="no features of layer 'blocks.8'"):
+        load_features(features, "blocks.8")
+    with pytest.raises(InputDataError, match="other images than the session's"):
+        load_features(features, "blocks.5", np.array([f"j{k}" for k in range(20)]))
+    features.write_bytes(features.read_bytes()[:100])
+    with pytest.raises(InputDataError, match=r"s9\.pt: cannot be read as a feature cache"):
+        load_features(features, "blocks.5")
+
+
+def test_corrupt_member_file_is_a_clear_error(tmp_path: Path) -> None:
+    from compactcortex.ensemble.jobs import load_member
+    from compactcortex.errors import InputDataError
+
+    (tmp_path / "member0.pt").write_bytes(b"\x80\x02truncated")
+    with pytest.raises(InputDataError, match=r"member0\.pt: cannot be read as an ensemble member"):
+        load_member(tmp_path / "member0.pt")
+
+
+def test_active_learning_ranks_the_images_members_disagree_on() -> None:
+    from compactcortex.ensemble.active_learning import disagreement
+
+    rng = np.random.default_rng(0)
+    shared = rng.normal(size=(1, 6, 50))
+    predictions = np.repeat(shared, 4, axis=0) + 0.01 * rng.normal(size=(4, 6, 50))
+    predictions[:, :, [7, 31]] += rng.normal(scale=2.0, size=(4, 6, 2))
+    assert set(np.argsort(-disagreement(predictions))[:2]) == {7, 31}
