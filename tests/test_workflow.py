@@ -93,7 +93,7 @@ def test_tiny_pipeline_end_to_end(tmp_path: Path) -> None:
         len(manifest) == 1 + 5 and (data / "active_learning" / "stimulus_set" / "images" / "active0000.png").is_file()
     )
     with xr.open_dataset(data / "ensemble" / "predictions" / "t05.nc") as predictions:
-        assert predictions["prediction"].dims == ("member", "neuron", "image")
+        assert predictions["prediction"].dims == ("image", "neuron", "member")
         assert predictions.sizes["member"] == 2 and int(predictions["fit_half"].sum()) == 60
     for session in ("t01", "t02", "t03", "t04", "t05"):
         assert (data / "raw" / f"{session}.nwb").is_file()

@@ -36,8 +36,8 @@ def evaluation_table(
     on simulated data also the correlation with the neuron's true noiseless rate on the held-out half."""
     with xr.open_dataset(ensemble_path) as ensemble, xr.open_dataset(task_driven_path) as baseline:
         neurons = ensemble["neuron"].values
-        members = ensemble["prediction"].values
-        task_driven = baseline["prediction"].sel(neuron=neurons).values
+        members = ensemble["prediction"].transpose("member", "neuron", "image").values
+        task_driven = baseline["prediction"].sel(neuron=neurons).transpose("neuron", "image").values
     with open_session_dataset(dataset_path) as dataset:
         responses = dataset["responses"].sel(neuron=neurons).values.astype(np.float64)
         reliability = dataset["spearman_brown_reliability"].sel(neuron=neurons).values

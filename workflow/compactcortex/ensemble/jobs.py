@@ -149,9 +149,15 @@ def write_predictions(
     member: np.ndarray | None = None,
     attrs: Mapping[str, Any] | None = None,
 ) -> None:
-    """Predictions as a dataset: (member, neuron, image), or (neuron, image) without members."""
+    """Predictions as a dataset: prediction(image, neuron, member), or (image, neuron) without members.
+
+    `predictions` comes as (member, neuron, image), or (neuron, image).
+    """
     fit, _ = halves(session.n_images)
-    dims = ("member", "neuron", "image") if member is not None else ("neuron", "image")
+    predictions = np.moveaxis(predictions, -1, 0)  # image first
+    if member is not None:
+        predictions = np.moveaxis(predictions, 1, -1)  # (image, neuron, member)
+    dims = ("image", "neuron", "member") if member is not None else ("image", "neuron")
     coords = {"neuron": session.neuron_ids, "image": session.image_ids}
     if member is not None:
         coords["member"] = member
