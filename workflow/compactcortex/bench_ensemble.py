@@ -23,7 +23,8 @@ from compactcortex.ensemble.model import CoreShape, Member, count_parameters, em
 from compactcortex.ensemble.train import autocast_for, to_device
 
 PAPER = {"in_channels": 1024, "hw": 14, "width": 512, "bottleneck": 256, "blocks": 4, "sessions": 40, "neurons": 60}
-DEFAULT = {"in_channels": 80, "hw": 16, "width": 128, "bottleneck": 64, "blocks": 2, "sessions": 5, "neurons": 24}
+# config.yaml: EfficientNet-Lite0 blocks.5 at 128 px (80 x 8 x 8), 5 training sessions of 24 neurons
+DEFAULT = {"in_channels": 80, "hw": 8, "width": 128, "bottleneck": 64, "blocks": 2, "sessions": 5, "neurons": 24}
 
 
 def feature_throughput(input_size: int, n_images: int = 128, layer: str = "blocks.8") -> float:
