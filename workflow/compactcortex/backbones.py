@@ -424,6 +424,12 @@ def _resnet50_model(weights_path: str | Path | None) -> nn.Module:
     except ImportError as error:
         hint = _resnet50_install_hint(path)
         raise RuntimeError(f"resnet50 needs torchvision, which is not installed: {hint}") from error
+    except RuntimeError as error:  # a torchvision built for another torch fails at import ("torchvision::nms")
+        hint = _resnet50_install_hint(path)
+        raise RuntimeError(
+            f"resnet50 needs torchvision, but the installed one does not match torch {torch.__version__} "
+            f"({error}): {hint}"
+        ) from error
     if not path.is_file():
         raise RuntimeError(f"resnet50 weights file not found: {path}; {_resnet50_install_hint(path)}")
     model = torchvision.models.resnet50(weights=None)
