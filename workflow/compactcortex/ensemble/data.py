@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from compactcortex.errors import InputDataError
+from compactcortex.ridge import RidgeModel, cross_validate_ridge
 from compactcortex.session_dataset import open_session_dataset
 
 
@@ -50,6 +51,20 @@ def zscore(values: np.ndarray, reference: np.ndarray | None = None) -> np.ndarra
     mean = reference.mean(axis=1, keepdims=True)
     std = reference.std(axis=1, ddof=1, keepdims=True)
     return (values - mean) / np.where(std > 0, std, 1.0)
+
+
+def ridge_on_first_half(
+    feature_sets: dict[str, np.ndarray], repeat_mean: np.ndarray, alphas: tuple[float, ...], folds: int, seed: int
+) -> tuple[np.ndarray, RidgeModel, dict]:
+    """Predictions (neuron, image) for every image from ridge regression fitted on the first half only:
+    responses z-scored with first-half statistics, the feature set and each neuron's penalty chosen by
+    cross-validation inside the first half."""
+    fit, _ = halves(repeat_mean.shape[1])
+    targets = zscore(repeat_mean[:, fit]).T
+    model, report = cross_validate_ridge(
+        {name: x[fit] for name, x in feature_sets.items()}, targets, alphas, folds, seed
+    )
+    return model.predict(feature_sets[report["chosen_set"]]).T, model, report
 
 
 def load_features(path: str | Path, layer: str, image_ids: np.ndarray | None = None) -> torch.Tensor:

@@ -8,11 +8,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from compactcortex.ensemble.data import SessionData, halves, zscore
+from compactcortex.ensemble.data import SessionData, halves, ridge_on_first_half, zscore
 from compactcortex.ensemble.model import FactorisedReadout, Member
 from compactcortex.ensemble.train import embed
 from compactcortex.metrics import pearson_r
-from compactcortex.ridge import RidgeModel, cross_validate_ridge, kfold_indices
+from compactcortex.ridge import RidgeModel, kfold_indices
 from compactcortex.seeding import rng_for
 
 
@@ -79,14 +79,10 @@ def map_members(
         embedding = embed(member, session.features, device)
         if settings.method == "ridge":
             flat = embedding.flatten(1).numpy().astype(np.float64)
-            model, _ = cross_validate_ridge(
-                {"embedding": flat[fit]},
-                targets.astype(np.float64),
-                settings.ridge_alphas,
-                settings.cv_folds,
-                settings.seed,
+            prediction, model, _ = ridge_on_first_half(
+                {"embedding": flat}, repeat_mean, settings.ridge_alphas, settings.cv_folds, settings.seed
             )
-            predictions.append(model.predict(flat).T)
+            predictions.append(prediction)
             mappings.append(model)
         else:
             name = f"{session.session}/member{index}"

@@ -17,9 +17,8 @@ from tqdm import tqdm
 
 from compactcortex import metrics
 from compactcortex.atomic import atomic_path
-from compactcortex.ensemble.data import SessionData, halves, zscore
+from compactcortex.ensemble.data import SessionData, halves, ridge_on_first_half, zscore
 from compactcortex.ensemble.model import CoreShape, Member, embedding_size
-from compactcortex.ridge import cross_validate_ridge
 from compactcortex.seeding import rng_for
 
 log = logging.getLogger(__name__)
@@ -91,11 +90,11 @@ def validation_score(member: Member, validation: SessionData, device: str, seed:
     """Median held-out accuracy on the validation session: a ridge mapping from the embedding, fitted on
     the first half of its images; r2_ER on the second half (Pearson r where only repeat means exist)."""
     embedding = embed(member, validation.features, device).flatten(1).numpy().astype(np.float64)
-    fit, held_out = halves(validation.n_images)
-    mean = validation.repeat_mean()
-    targets = zscore(mean[:, fit]).T
-    model, _ = cross_validate_ridge({"embedding": embedding[fit]}, targets, VALIDATION_ALPHAS, n_folds=3, seed=seed)
-    prediction = model.predict(embedding[held_out]).T
+    _, held_out = halves(validation.n_images)
+    prediction, _, _ = ridge_on_first_half(
+        {"embedding": embedding}, validation.repeat_mean(), VALIDATION_ALPHAS, 3, seed
+    )
+    prediction = prediction[:, held_out]
     single_trial = validation.response_kind == "single_trial"
     accuracy = metrics.prediction_accuracy(prediction, validation.responses[:, held_out], single_trial)
     return metrics.median_ignoring_nan(accuracy["r2_er" if single_trial else "r"])
