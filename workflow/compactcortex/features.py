@@ -66,7 +66,7 @@ def extract_features(
 
 
 def backbone_parameters(features_path: str | Path, layer: str) -> int:
-    cached = torch.load(features_path, map_location="cpu", weights_only=True)
+    cached = torch.load(features_path, map_location="cpu", weights_only=True, mmap=True)  # reads only what is used
     return int(cached["n_parameters"][layer])
 
 

@@ -71,7 +71,7 @@ def load_features(path: str | Path, layer: str, image_ids: np.ndarray | None = N
     """Read one layer of a session's cached features, checking they belong to the session's images."""
     path = Path(path)
     try:
-        cached = torch.load(path, map_location="cpu", weights_only=True)
+        cached = torch.load(path, map_location="cpu", weights_only=True, mmap=True)  # only the layer used is read
     except FileNotFoundError as exc:
         raise InputDataError(path, "feature cache not found") from exc
     except Exception as exc:  # torch raises RuntimeError/EOFError/UnpicklingError for corrupt files
