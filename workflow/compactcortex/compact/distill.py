@@ -11,7 +11,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from compactcortex.compact.model import CompactModel, smooth_depthwise_kernels_
 
@@ -55,6 +54,12 @@ def _as_targets(targets: np.ndarray, n_images: int, n_outputs: int) -> np.ndarra
     return y
 
 
+def per_output_mse(predictions: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Mean squared error over the batch, summed over outputs: each output's gradient is exactly its own MSE's,
+    so N students trained as one network (or one shared model) get the updates they would get one by one."""
+    return ((predictions - targets) ** 2).mean(dim=0).sum()
+
+
 def _batch_order(n_images: int, batch_size: int, steps: int, seed: int) -> list[np.ndarray]:
     """Index batches for ``steps`` updates: consecutive slices of a fresh seeded permutation each epoch."""
     rng = np.random.default_rng(seed)
@@ -78,8 +83,9 @@ def distill(
     """
     settings = settings or DistillSettings()
     torch.manual_seed(settings.seed)
-    student.to(settings.device)
-    x = student.preprocess(images)  # once, not per step
+    # channels-last: twice as fast on CPU for these small convolutions (and the layout GPUs prefer)
+    student.to(settings.device, memory_format=torch.channels_last)
+    x = student.preprocess(images).contiguous(memory_format=torch.channels_last)  # once, not per step
     y = torch.as_tensor(_as_targets(targets, x.shape[0], student.n_outputs), dtype=x.dtype, device=x.device)
     if x.shape[0] < 2:
         raise ValueError("distillation needs at least 2 images (BatchNorm in training mode)")
@@ -94,7 +100,7 @@ def distill(
         if index.size < 2:  # a lone last image of an epoch: BatchNorm cannot train on it
             index = np.concatenate([index, batches[0][:1]])
         batch = torch.as_tensor(index, device=x.device)
-        loss = F.mse_loss(student(x[batch]), y[batch])
+        loss = per_output_mse(student(x[batch]), y[batch])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

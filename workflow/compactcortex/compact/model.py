@@ -94,13 +94,21 @@ class CompactModel(nn.Module):
         return self.readout(self.layer_outputs(x)[-1])
 
     def preprocess(self, images: np.ndarray | torch.Tensor) -> torch.Tensor:
-        """uint8 images (n, H, W, 3) -> the network's input (n, 3, H, W), mean-subtracted, in the model's dtype."""
+        """uint8 images (n, H, W, 3) -> the network's input (n, 3, S, S), mean-subtracted, in the model's dtype.
+
+        Square images of another size are first resized to the model's ``image_size`` (S), anti-aliased bilinear
+        in float64, so a model distilled at a lower resolution takes the session's images as they are.
+        """
         images = torch.as_tensor(np.asarray(images)) if not isinstance(images, torch.Tensor) else images
-        if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[-1] != 3:
-            raise ValueError(f"expected uint8 images (n, H, W, 3), got {images.dtype} {tuple(images.shape)}")
+        square = images.ndim == 4 and images.shape[1] == images.shape[2]
+        if images.dtype != torch.uint8 or not square or images.shape[-1] != 3:
+            raise ValueError(f"expected square uint8 images (n, H, W, 3), got {images.dtype} {tuple(images.shape)}")
         means = torch.tensor(self._means, dtype=torch.float64, device=self.means.device).view(1, 3, 1, 1)
-        x = images.to(device=self.means.device, dtype=torch.float64).permute(0, 3, 1, 2) - means
-        return x.to(self.means.dtype).contiguous()
+        x = images.to(device=self.means.device, dtype=torch.float64).permute(0, 3, 1, 2)
+        if x.shape[-1] != self.image_size:
+            shrink = x.shape[-1] > self.image_size
+            x = F.interpolate(x, size=(self.image_size,) * 2, mode="bilinear", align_corners=False, antialias=shrink)
+        return (x - means).to(self.means.dtype).contiguous()
 
     def n_parameters(self) -> int:
         """All trainable parameters (the count the paper reports)."""
