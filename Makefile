@@ -30,6 +30,7 @@ test: install
 bench: install
 	$(BIN)/python -m compactcortex.bench
 	$(BIN)/python -m compactcortex.bench_ensemble
+	$(BIN)/python -m compactcortex.bench_compact
 
 lint: install
 	$(BIN)/ruff check .
