@@ -35,12 +35,18 @@ def read_images(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def extract_features(
-    images_path: str | Path, output_path: str | Path, *, features: Mapping[str, Any], device: str
+    images_path: str | Path,
+    output_path: str | Path,
+    *,
+    features: Mapping[str, Any],
+    device: str,
+    layers: Sequence[str] | None = None,
 ) -> None:
-    """Run the frozen backbone over an image set and cache its layers (float16, image order kept)."""
+    """Run the frozen backbone over an image set and cache its layers (float16, image order kept); ``layers``
+    defaults to the ensemble's and the baseline's."""
     images, image_ids = read_images(images_path)
     backbone = load_backbone(features["backbone"], features.get("weights_path"))
-    layers = feature_layers(features)
+    layers = list(layers) if layers else feature_layers(features)
     extracted = backbone.extract(
         images,
         layers,

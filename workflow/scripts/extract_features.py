@@ -1,4 +1,4 @@
-"""Snakemake job: frozen backbone features of one image set (a session, or the candidate pool)."""
+"""Snakemake job: frozen backbone features of one image set (a session, or an image pool)."""
 
 import sys
 
@@ -14,4 +14,5 @@ with logging_to(snakemake.log[0]):
         snakemake.output.features,
         features=snakemake.params.features,
         device=snakemake.params.features["device"],
+        layers=snakemake.params.layers,
     )

@@ -18,6 +18,7 @@ from compactcortex.ensemble.data import load_features
 from compactcortex.ensemble.jobs import load_member, load_readouts
 from compactcortex.ensemble.train import embed
 from compactcortex.features import read_images
+from compactcortex.image_sets import write_image_set
 from compactcortex.lab.stimuli import make_image_set
 from compactcortex.provenance import provenance_attrs
 from compactcortex.seeding import rng_for
@@ -28,20 +29,13 @@ log = logging.getLogger(__name__)
 def candidate_pool_job(*, output: str, pool: Mapping[str, Any], image_size: int, seed: int) -> None:
     """Draw the candidate pool: natural crops, procedural and artificial images, never shown before."""
     images, image_types = make_image_set(rng_for(seed, "active_learning", "pool"), dict(pool["images"]), image_size)
-    dataset = xr.Dataset(
-        {"images": (("image", "y", "x", "channel"), images)},
-        coords={
-            "image": [f"pool{index:06d}" for index in range(len(images))],
-            "image_type": ("image", image_types.astype(str)),
-            "channel": ["R", "G", "B"],
-        },
-        attrs=provenance_attrs({"pool": dict(pool), "image_size": image_size, "seed": seed}),
+    write_image_set(
+        output,
+        images,
+        [f"pool{index:06d}" for index in range(len(images))],
+        image_types,
+        provenance_attrs({"pool": dict(pool), "image_size": image_size, "seed": seed}),
     )
-    encoding = {
-        "images": {"zlib": True, "complevel": 4, "chunksizes": (min(64, len(images)), image_size, image_size, 3)}
-    }
-    with atomic_path(output) as temporary:
-        dataset.to_netcdf(temporary, engine="netcdf4", encoding=encoding)
 
 
 def member_predictions(

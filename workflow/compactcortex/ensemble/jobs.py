@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -140,10 +141,19 @@ def map_session_job(
         )
 
 
+@dataclass(frozen=True)
+class PredictionIndex:
+    """What a predictions file is indexed by (a ``SessionData`` also serves)."""
+
+    session: str
+    neuron_ids: np.ndarray
+    image_ids: np.ndarray
+
+
 def write_predictions(
     path: str | Path,
     predictions: np.ndarray,
-    session: SessionData,
+    session: SessionData | PredictionIndex,
     params: Mapping[str, Any],
     inputs: Sequence[str],
     member: np.ndarray | None = None,
@@ -153,7 +163,8 @@ def write_predictions(
 
     `predictions` comes as (member, neuron, image), or (neuron, image).
     """
-    fit, _ = halves(session.n_images)
+    n_images = len(session.image_ids)
+    fit, _ = halves(n_images)
     predictions = np.moveaxis(predictions, -1, 0)  # image first
     if member is not None:
         predictions = np.moveaxis(predictions, 1, -1)  # (image, neuron, member)
@@ -161,7 +172,7 @@ def write_predictions(
     coords = {"neuron": session.neuron_ids, "image": session.image_ids}
     if member is not None:
         coords["member"] = member
-    in_fit_half = np.zeros(session.n_images, dtype=np.int8)
+    in_fit_half = np.zeros(n_images, dtype=np.int8)
     in_fit_half[fit] = 1
     dataset = xr.Dataset(
         {"prediction": (dims, predictions, {"units": "response z-scored with the first half's mean and sd"})},
