@@ -1,7 +1,9 @@
-"""Held-out accuracy of the ensemble and the task-driven baseline, per neuron of each test session."""
+"""Held-out accuracy of every model of a test session (ensemble, task-driven baseline, compact models), per neuron."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -13,64 +15,120 @@ from compactcortex.atomic import atomic_path
 from compactcortex.ensemble.data import halves
 from compactcortex.session_dataset import open_session_dataset
 
-TABLE_COLUMNS = (
-    "neuron",
-    "reliability",
-    "r2_er_ensemble",
-    "r_ensemble",
-    "r2_er_task_driven",
-    "r_task_driven",
-    "r_to_truth_ensemble",
-    "r_to_truth_task_driven",
-    "member_spread",
-)
+# Models in the order of the table's columns; a session's table has those it was given.
+MODELS = ("ensemble", "task_driven", "compact", "published_compact")
+
+
+@dataclass
+class HeldOutResponses:
+    """A test session's responses of some neurons, and which images are held out (the second half)."""
+
+    responses: np.ndarray  # (neuron, image, repeat), or repeat means (neuron, image, 1)
+    reliability: np.ndarray
+    single_trial: bool
+    image_ids: np.ndarray
+    held_out: np.ndarray
+
+    def accuracy(self, prediction: np.ndarray) -> dict[str, np.ndarray]:
+        """r2_ER (single trials only) and Pearson r on the held-out half; prediction (neuron, image), all images.
+        NaN for a neuron without a prediction (a row of NaN: e.g. no published compact model)."""
+        has = np.isfinite(prediction[:, self.held_out]).all(axis=1)
+        accuracy = {"r": np.full(len(prediction), np.nan), "r2_er": np.full(len(prediction), np.nan)}
+        if has.any():
+            held = np.ix_(has, self.held_out)
+            found = metrics.prediction_accuracy(
+                prediction[held], self.responses[has][:, self.held_out], self.single_trial
+            )
+            for key in accuracy:
+                accuracy[key][has] = found[key]
+        return accuracy
+
+
+def held_out_responses(dataset_path: str | Path, neurons: np.ndarray) -> HeldOutResponses:
+    with open_session_dataset(dataset_path) as dataset:
+        responses = dataset["responses"].sel(neuron=neurons).values.astype(np.float64)
+        return HeldOutResponses(
+            responses=responses,
+            reliability=dataset["spearman_brown_reliability"].sel(neuron=neurons).values,
+            single_trial=dataset.attrs["response_kind"] == "single_trial",
+            image_ids=dataset["image"].values,
+            held_out=halves(responses.shape[1])[1],
+        )
+
+
+def read_predictions(path: str | Path, neurons: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(predictions (member, neuron, image), neuron ids); one member where the file has none. NaN for ``neurons``
+    the file lacks (e.g. neurons without a published compact model)."""
+    with xr.open_dataset(path) as predictions:
+        values = predictions["prediction"]
+        if "member" not in values.dims:
+            values = values.expand_dims("member")
+        values = values.transpose("member", "neuron", "image")
+        if neurons is not None:
+            values = values.reindex(neuron=neurons)
+        return values.values.astype(np.float64), values["neuron"].values
 
 
 def evaluation_table(
-    dataset_path: str | Path,
-    ensemble_path: str | Path,
-    task_driven_path: str | Path,
-    truth_path: str | Path | None = None,
+    dataset_path: str | Path, prediction_paths: Mapping[str, str | Path], truth_path: str | Path | None = None
 ) -> pd.DataFrame:
-    """One row per neuron: r2_ER and Pearson r on the held-out half, for the ensemble mean and the baseline;
-    on simulated data also the correlation with the neuron's true noiseless rate on the held-out half."""
-    with xr.open_dataset(ensemble_path) as ensemble, xr.open_dataset(task_driven_path) as baseline:
-        neurons = ensemble["neuron"].values
-        members = ensemble["prediction"].transpose("member", "neuron", "image").values
-        task_driven = baseline["prediction"].sel(neuron=neurons).transpose("neuron", "image").values
-    with open_session_dataset(dataset_path) as dataset:
-        responses = dataset["responses"].sel(neuron=neurons).values.astype(np.float64)
-        reliability = dataset["spearman_brown_reliability"].sel(neuron=neurons).values
-        single_trial = dataset.attrs["response_kind"] == "single_trial"
-        image_ids = dataset["image"].values
-    _, held_out = halves(responses.shape[1])
-    mean_prediction = members.mean(axis=0)
-    ensemble_accuracy = metrics.prediction_accuracy(mean_prediction[:, held_out], responses[:, held_out], single_trial)
-    baseline_accuracy = metrics.prediction_accuracy(task_driven[:, held_out], responses[:, held_out], single_trial)
-    table = pd.DataFrame(
-        {
-            "neuron": neurons,
-            "reliability": reliability,
-            "r2_er_ensemble": ensemble_accuracy["r2_er"],
-            "r_ensemble": ensemble_accuracy["r"],
-            "r2_er_task_driven": baseline_accuracy["r2_er"],
-            "r_task_driven": baseline_accuracy["r"],
-            "r_to_truth_ensemble": np.nan,
-            "r_to_truth_task_driven": np.nan,
-            "member_spread": members[:, :, held_out].std(axis=0).mean(axis=1),
-        }
-    )
+    """One row per neuron (the ensemble's): r2_ER and Pearson r on the held-out half for each model (the ensemble
+    by its members' mean); on simulated data also the correlation with the neuron's true noiseless rate."""
+    unknown = sorted(set(prediction_paths) - set(MODELS))
+    if unknown or "ensemble" not in prediction_paths:
+        raise ValueError(f"models must include 'ensemble' and be among {MODELS}, got {sorted(prediction_paths)}")
+    members, neurons = read_predictions(prediction_paths["ensemble"])
+    held = held_out_responses(dataset_path, neurons)
+    rate = None
     if truth_path is not None:
         with xr.open_dataset(truth_path) as truth:
-            rate = truth["rate"].sel(neuron=neurons, image=image_ids).values[:, held_out]
-        table["r_to_truth_ensemble"] = metrics.pearson_r(mean_prediction[:, held_out], rate)
-        table["r_to_truth_task_driven"] = metrics.pearson_r(task_driven[:, held_out], rate)
-    return table[list(TABLE_COLUMNS)]
+            rate = truth["rate"].sel(neuron=neurons, image=held.image_ids).values[:, held.held_out]
+    table = pd.DataFrame({"neuron": neurons, "reliability": held.reliability})
+    for model in (m for m in MODELS if m in prediction_paths):
+        predictions = members if model == "ensemble" else read_predictions(prediction_paths[model], neurons)[0]
+        mean_prediction = predictions.mean(axis=0)
+        accuracy = held.accuracy(mean_prediction)
+        table[f"r2_er_{model}"] = accuracy["r2_er"]
+        table[f"r_{model}"] = accuracy["r"]
+        table[f"r_to_truth_{model}"] = (
+            metrics.pearson_r(mean_prediction[:, held.held_out], rate) if rate is not None else np.nan
+        )
+    table["member_spread"] = members[:, :, held.held_out].std(axis=0).mean(axis=1)
+    return table
 
 
 def evaluate_session_job(
-    *, dataset: str, ensemble: str, task_driven: str, output: str, truth: str | None = None
+    *, dataset: str, predictions: Mapping[str, str], output: str, truth: str | None = None
 ) -> None:
-    table = evaluation_table(dataset, ensemble, task_driven, truth)
+    table = evaluation_table(dataset, predictions, truth)
     with atomic_path(output) as temporary:
         table.to_csv(temporary, index=False, float_format="%.6g")
+
+
+def comparison_table(evaluation_paths: Sequence[str | Path]) -> pd.DataFrame:
+    """One row per test session: the number of neurons and each model's median r and r2_ER on the held-out half
+    (over the neurons that model has: the published compact models cover some neurons only)."""
+    rows = []
+    for path in evaluation_paths:
+        table = pd.read_csv(path)
+        row: dict[str, object] = {"session": Path(path).stem, "n_neurons": len(table)}
+        for model in MODELS:
+            if f"r_{model}" not in table:
+                continue
+            has = table[f"r_{model}"].notna()
+            row[f"n_neurons_{model}"] = int(has.sum())
+            row[f"median_r_{model}"] = metrics.median_ignoring_nan(table[f"r_{model}"].to_numpy())
+            row[f"median_r2_er_{model}"] = metrics.median_ignoring_nan(table[f"r2_er_{model}"].to_numpy())
+        present = [model for model in MODELS if f"r_{model}" in table]
+        paired = table[[f"r_{model}" for model in present]].notna().all(axis=1)
+        row["n_neurons_paired"] = int(paired.sum())
+        for model in present:  # over the neurons every model has: a like-for-like comparison
+            row[f"paired_median_r_{model}"] = metrics.median_ignoring_nan(table.loc[paired, f"r_{model}"].to_numpy())
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def comparison_job(*, evaluations: Sequence[str], output: str) -> None:
+    table = comparison_table(evaluations)
+    with atomic_path(output) as temporary:
+        table.to_csv(temporary, index=False, float_format="%.4f")

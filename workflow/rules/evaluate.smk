@@ -1,0 +1,22 @@
+# Held-out accuracy of every model of each test session, one table per session.
+
+
+rule evaluate_session:
+    input:
+        unpack(evaluation_inputs),
+        dataset=f"{DATA}/sessions/{{session}}.nc",
+        truth=lambda wildcards: truth_of(wildcards.session),
+    output:
+        table=f"{DATA}/evaluation/{{session}}.csv",
+    log:
+        f"{DATA}/logs/evaluate_session/{{session}}.log",
+    benchmark:
+        f"{DATA}/benchmarks/evaluate_session/{{session}}.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        ENV
+    script:
+        "../scripts/evaluate_session.py"
