@@ -19,6 +19,8 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/lab.smk"
 include: "workflow/rules/preprocess.smk"
 include: "workflow/rules/ensemble.smk"
+include: "workflow/rules/compact.smk"
+include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/summary.smk"
 
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from compactcortex.recording import Recording, concatenate_spike_trains
 
@@ -68,3 +70,12 @@ PREPROCESS_PARAMS = {
     "nwb_stimulus_template": "stimulus_images",
     "compression_level": 4,
 }
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread() -> Iterator[None]:
+    """Tiny convolutions run fastest on one thread (and do not fight other tests for cores)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

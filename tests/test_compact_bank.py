@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -23,13 +22,7 @@ N_TRAIN = 400
 N_HELD_OUT = 100
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread() -> Iterator[None]:
-    """Tiny convolutions run fastest on one thread (and do not fight other tests for cores)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def make_students(filters: list[list[int]], dtype: torch.dtype = torch.float32) -> list[CompactModel]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from contextlib import ExitStack
 
 import numpy as np
@@ -23,13 +22,7 @@ STUDENT_FILTERS = [8, 8, 6, 6, 6]
 DISTILL = DistillSettings(steps=2000, learning_rate=1e-2, smoothing_sigma=0.0, cosine_decay=True, seed=0)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread() -> Iterator[None]:
-    """Tiny convolutions run fastest on one thread (and do not fight other tests for cores)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def make_images(n: int, seed: int, size: int = SIZE) -> np.ndarray:

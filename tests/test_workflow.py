@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import xarray as xr
 import yaml
@@ -37,16 +38,21 @@ def test_default_dag_plans_every_session(tmp_path: Path) -> None:
     assert counts == {
         "simulate_session": 8,
         "preprocess_session": 8,
-        "extract_features": 9,
+        "extract_features": 11,  # 8 sessions, the candidate pool, 2 distillation pools
         "train_member": 4,
         "map_session": 2,
         "task_driven_session": 2,
         "evaluate_session": 2,
         "candidate_pool": 1,
         "select_active_learning_images": 1,
+        "distillation_pool": 2,
+        "teacher_labels": 2,
+        "plan_compression": 2,  # the checkpoint: compress_neurons jobs are planned once it has run
+        "collect_compact_models": 2,
+        "compact_comparison": 1,
         "summary": 1,
         "all": 1,
-        "total": 39,
+        "total": 50,
     }, result.stdout
 
 
@@ -107,10 +113,15 @@ def test_tiny_pipeline_end_to_end(tmp_path: Path) -> None:
         rate = truth["rate"].sel(image=dataset["image"].values)
         correlation = [np.corrcoef(dataset["responses"].mean("repeat")[n], rate[n])[0, 1] for n in range(8)]
         assert np.median(correlation) > 0.5, correlation
+    check_compact_models(data, n_reliable, summary)
     again = snakemake(tmp_path, "--configfile", str(TINY_CONFIG), "--dry-run")
     assert "Nothing to be done" in again.stdout + again.stderr
-    downstream = {"extract_features": 5, "train_member": 2, "map_session": 1, "task_driven_session": 1,
-                  "evaluate_session": 1, "select_active_learning_images": 1, "summary": 1, "all": 1}  # fmt: skip
+    # A dry run cannot list the compress_neurons jobs behind a checkpoint that reruns: they are planned once
+    # plan_compression has run, so those plans end at plan_compression (and what waits on it).
+    compression = {"teacher_labels": 1, "plan_compression": 1, "collect_compact_models": 1, "compact_comparison": 1}
+    downstream = {"extract_features": 6, "train_member": 2, "map_session": 1, "task_driven_session": 1,
+                  "evaluate_session": 1, "select_active_learning_images": 1, "distillation_pool": 1,
+                  **compression, "summary": 1, "all": 1}  # fmt: skip
     assert planned_jobs(tmp_path, preprocess={"window_ms": 80}) == {"preprocess_session": 5, **downstream}
     assert planned_jobs(tmp_path, virtual_lab={"spiking": {"gain_cv": 0.2}}) == {
         "simulate_session": 5,
@@ -118,8 +129,47 @@ def test_tiny_pipeline_end_to_end(tmp_path: Path) -> None:
         **downstream,
     }
     assert planned_jobs(tmp_path, mapping={"cv_folds": 3}) == {
-        "map_session": 1, "evaluate_session": 1, "select_active_learning_images": 1, "summary": 1, "all": 1
+        "map_session": 1, "evaluate_session": 1, "select_active_learning_images": 1, **compression, "summary": 1,
+        "all": 1,
     }  # fmt: skip
+    # a compression setting reruns the session's compression jobs (3 chunks) and what uses their models, only
+    assert planned_jobs(tmp_path, compact={"retrain_steps": 20}) == {
+        "compress_neurons": 3, "collect_compact_models": 1, "evaluate_session": 1, "compact_comparison": 1,
+        "summary": 1, "all": 1,
+    }  # fmt: skip
+    # how the neurons are split into jobs, and threads, change no model
+    assert planned_jobs(tmp_path, compact={"neurons_per_job": 4})["plan_compression"] == 1
+    assert planned_jobs(tmp_path, compact={"threads": 2}) == {}
+
+
+def check_compact_models(data: Path, n_reliable: int, summary: dict) -> None:
+    """Every reliable test neuron has a loadable compact model whose card agrees with the evaluation."""
+    from compactcortex.compact.cards import load_compact_model
+    from compactcortex.compact.distill import predict
+
+    plan = json.loads((data / "compact" / "t05" / "plan.json").read_text())
+    assert [len(neurons) for neurons in plan["chunks"].values()] == [3, 3, n_reliable - 6]
+    models = pd.read_csv(data / "compact" / "t05" / "models.csv")
+    evaluation = pd.read_csv(data / "evaluation" / "t05.csv").set_index("neuron")
+    assert sorted(models["neuron"]) == sorted(evaluation.index) and len(models) == n_reliable
+    with (
+        xr.open_dataset(data / "sessions" / "t05.nc") as dataset,
+        xr.open_dataset(data / "compact" / "t05" / "predictions.nc") as predictions,
+    ):
+        images = dataset["images"].values
+        stored = predictions["prediction"].transpose("neuron", "image")
+        for row in models.itertuples():
+            model, card = load_compact_model(data / "compact" / "t05" / row.card)
+            assert card["session"] == "t05" and card["neuron"] == row.neuron
+            assert min(card["filters"]) >= 3 and max(card["filters"]) <= 6 and model.n_parameters() == row.n_parameters
+            np.testing.assert_allclose(predict(model, images)[:, 0], stored.sel(neuron=row.neuron).values, rtol=1e-5)
+            assert card["r"] == pytest.approx(evaluation.loc[row.neuron, "r_compact"], abs=1e-5)
+    compact = summary["compact"]
+    for key in ("median_r2_er", "median_r", "median_params", "median_fidelity_r2", "median_r_to_truth"):
+        assert compact[key] is not None, key
+    assert len(compact["filters_per_layer_median"]) == 5 and compact["median_params"] < summary["ensemble"]["n_params"]
+    comparison = pd.read_csv(data / "tables" / "compact_comparison.csv")
+    assert comparison.loc[0, "median_r_compact"] == pytest.approx(compact["median_r"], abs=1e-3)
 
 
 def planned_jobs(workdir: Path, **changes: dict) -> dict[str, int]:

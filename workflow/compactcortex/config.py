@@ -73,6 +73,10 @@ def _check_consistency(config: dict[str, Any], source: str | Path | None) -> Non
     for role in ("train", "test"):
         if role not in roles:
             raise ConfigError(source, f"no session has role '{role}'")
+    tests = {session["id"] for session in config["sessions"] if session["role"] == "test"}
+    not_tests = sorted(set(config["compact"].get("sessions") or []) - tests)
+    if not_tests:
+        raise ConfigError(source, f"compact.sessions must be test sessions; these are not: {', '.join(not_tests)}")
     kind = config["source"]["kind"]
     if kind != "virtual_lab" and not config["source"].get("path"):
         raise ConfigError(source, f"source.path is required when source.kind is '{kind}'")

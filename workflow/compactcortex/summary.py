@@ -72,7 +72,7 @@ def model_summaries(
         return values
 
     n_params = members[0]["n_parameters_backbone"] + sum(member["n_parameters_core"] for member in members)
-    return {
+    blocks = {
         "ensemble": {
             **medians("ensemble", pooled),
             "n_params": int(n_params),
@@ -85,6 +85,47 @@ def model_summaries(
             "sessions": {session: medians("task_driven", table) for session, table in tables.items()},
         },
     }
+    if "r_compact" in pooled:
+        blocks["compact"] = medians("compact", pooled)
+    if "r_published_compact" in pooled:
+        blocks["published_compact"] = medians("published_compact", pooled)
+    return blocks
+
+
+def compact_summary(compact_tables: Sequence[str | Path], ensemble_params: int) -> dict[str, Any]:
+    """Size and fidelity of the compact models (all test sessions): medians over neurons."""
+    table = pd.concat([pd.read_csv(path) for path in compact_tables], ignore_index=True)
+    filters = table[[f"filters_layer{k}" for k in range(5)]].to_numpy()
+    median_params = float(np.median(table["n_parameters"]))
+    return {
+        "median_params": int(round(median_params)),
+        "min_params": int(table["n_parameters"].min()),
+        "max_params": int(table["n_parameters"].max()),
+        "ensemble_to_compact_params": _number(ensemble_params / median_params),
+        "median_fidelity_r2": _number(median_ignoring_nan(table["fidelity_r2"].to_numpy())),
+        "median_fidelity_r2_unpruned": _number(median_ignoring_nan(table["fidelity_r2_unpruned"].to_numpy())),
+        "filters_per_layer_median": [_number(v) for v in np.median(filters, axis=0)],
+        "n_models": len(table),
+        "median_prune_seconds": _number(float(np.median(table["prune_seconds"]))),
+    }
+
+
+def _ratio(compact: Mapping[str, Any], ensemble: Mapping[str, Any]) -> float | None:
+    """The compact models' median held-out accuracy over the ensemble's (r2_ER where it exists, else r)."""
+    key = "median_r2_er" if compact.get("median_r2_er") is not None else "median_r"
+    if compact.get(key) is None or not ensemble.get(key):
+        return None
+    return _number(compact[key] / ensemble[key])
+
+
+def paired_ratio(evaluation_paths: Sequence[str | Path]) -> float | None:
+    """The median over neurons of each neuron's compact-model accuracy over its ensemble accuracy (r2_ER where
+    the data have single trials, else r)."""
+    table = pd.concat([pd.read_csv(path) for path in evaluation_paths], ignore_index=True)
+    metric = "r2_er" if table["r2_er_compact"].notna().any() else "r"
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = (table[f"{metric}_compact"] / table[f"{metric}_ensemble"]).to_numpy()
+    return _number(median_ignoring_nan(np.where(table[f"{metric}_ensemble"] > 0, ratio, np.nan)))
 
 
 def write_summary(
@@ -95,6 +136,7 @@ def write_summary(
     session_paths: Sequence[str | Path],
     member_paths: Sequence[str | Path] = (),
     evaluation_paths: Sequence[str | Path] = (),
+    compact_tables: Sequence[str | Path] = (),
     simulated: bool = False,
 ) -> None:
     summary = {
@@ -104,4 +146,8 @@ def write_summary(
     }
     if member_paths and evaluation_paths:
         summary.update(model_summaries(member_paths, evaluation_paths, simulated))
+    if compact_tables and "compact" in summary:
+        summary["compact"].update(compact_summary(compact_tables, summary["ensemble"]["n_params"]))
+        summary["compact"]["accuracy_vs_ensemble"] = _ratio(summary["compact"], summary["ensemble"])
+        summary["compact"]["median_paired_accuracy_ratio"] = paired_ratio(evaluation_paths)
     write_text_atomic(path, json.dumps(summary, indent=2, sort_keys=False) + "\n")

@@ -13,12 +13,15 @@ VALIDATION_SESSION = next(session for session in SESSIONS if ROLES[session] == "
 TEST_SESSIONS = [session for session in SESSIONS if ROLES[session] == "test"]
 MEMBERS = list(range(config["ensemble"]["members"]))
 CANDIDATE_POOL = "candidate_pool"
+COMPACT_SESSIONS = config["compact"]["sessions"] or TEST_SESSIONS  # the test sessions whose neurons are compressed
+DISTILLATION_POOLS = {f"distill_{session}": session for session in COMPACT_SESSIONS}  # image set -> its session
 ENV = "../../envs/compactcortex.yaml"
 
 
 wildcard_constraints:
     session="|".join(re.escape(session) for session in SESSIONS),
-    image_set="|".join(re.escape(name) for name in [*SESSIONS, CANDIDATE_POOL]),
+    image_set="|".join(re.escape(name) for name in [*SESSIONS, CANDIDATE_POOL, *DISTILLATION_POOLS]),
+    chunk=r"chunk\d+",
     member=r"\d+",
 
 
@@ -65,7 +68,56 @@ def images_of(wildcards):
     """The file holding an image set's images: a session dataset or the active-learning candidate pool."""
     if wildcards.image_set == CANDIDATE_POOL:
         return f"{DATA}/active_learning/{CANDIDATE_POOL}.nc"
+    if wildcards.image_set in DISTILLATION_POOLS:
+        return f"{DATA}/compact/{DISTILLATION_POOLS[wildcards.image_set]}/pool.nc"
     return f"{DATA}/sessions/{wildcards.image_set}.nc"
+
+
+def feature_layers_of(wildcards):
+    """Sessions get every layer (the task-driven baseline chooses among them); pools only the ensemble's."""
+    if wildcards.image_set in SESSIONS:
+        return None
+    return [config["features"]["layer"]]
+
+
+def compression_settings():
+    """What a compression job's models depend on: not which sessions are compressed, nor how the neurons are
+    split into jobs, nor the threads (changing those reruns no model)."""
+    return {k: v for k, v in section("compact").items() if k not in ("sessions", "neurons_per_job", "threads")}
+
+
+def compact_chunk_dirs(wildcards):
+    """The compression jobs of a session, known once its plan (a checkpoint) exists."""
+    from compactcortex.compact.jobs import read_plan
+
+    plan = checkpoints.plan_compression.get(session=wildcards.session).output.plan
+    return expand(f"{DATA}/compact/{wildcards.session}/models/{{chunk}}", chunk=sorted(read_plan(plan)))
+
+
+def evaluation_inputs(wildcards):
+    """Every model of a test session that is evaluated: the published compact models where the data have them."""
+    models = {
+        "ensemble": f"{DATA}/ensemble/predictions/{wildcards.session}.nc",
+        "task_driven": f"{DATA}/task_driven/predictions/{wildcards.session}.nc",
+    }
+    if wildcards.session in COMPACT_SESSIONS:
+        models["compact"] = f"{DATA}/compact/{wildcards.session}/predictions.nc"
+    if wildcards.session in PUBLISHED_SESSIONS:
+        models["published_compact"] = f"{DATA}/compact/published/{wildcards.session}.nc"
+    return models
+
+
+def published_sessions():
+    """Test sessions with published compact models (the Cowley et al. data only)."""
+    if SOURCE["kind"] != "cowley2023":
+        return []
+    from compactcortex.compact.published import published_models
+
+    have = {session for session, _ in published_models(SOURCE["path"])}
+    return [session for session in TEST_SESSIONS if session in have]
+
+
+PUBLISHED_SESSIONS = published_sessions()
 
 
 def gpus(device):

@@ -8,6 +8,7 @@ rule extract_features:
         features=f"{DATA}/features/{{image_set}}.pt",
     params:
         features=section("features"),
+        layers=feature_layers_of,
     log:
         f"{DATA}/logs/extract_features/{{image_set}}.log",
     benchmark:
@@ -101,28 +102,6 @@ rule task_driven_session:
         ENV
     script:
         "../scripts/task_driven_session.py"
-
-
-rule evaluate_session:
-    input:
-        dataset=f"{DATA}/sessions/{{session}}.nc",
-        ensemble=f"{DATA}/ensemble/predictions/{{session}}.nc",
-        task_driven=f"{DATA}/task_driven/predictions/{{session}}.nc",
-        truth=lambda wildcards: truth_of(wildcards.session),
-    output:
-        table=f"{DATA}/evaluation/{{session}}.csv",
-    log:
-        f"{DATA}/logs/evaluate_session/{{session}}.log",
-    benchmark:
-        f"{DATA}/benchmarks/evaluate_session/{{session}}.tsv"
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=10,
-    conda:
-        ENV
-    script:
-        "../scripts/evaluate_session.py"
 
 
 rule candidate_pool:

@@ -7,6 +7,8 @@ rule summary:
         members=member_files(),
         evaluations=expand(f"{DATA}/evaluation/{{session}}.csv", session=TEST_SESSIONS),
         active_learning=f"{DATA}/active_learning/stimulus_set",
+        compact_models=expand(f"{DATA}/compact/{{session}}/models.csv", session=COMPACT_SESSIONS),
+        comparison=f"{DATA}/tables/compact_comparison.csv",
     output:
         summary=f"{DATA}/summary.json",
     params:

@@ -15,5 +15,6 @@ with logging_to(snakemake.log[0]):
         session_paths=snakemake.input.sessions,
         member_paths=snakemake.input.members,
         evaluation_paths=snakemake.input.evaluations,
+        compact_tables=snakemake.input.compact_models,
         simulated=snakemake.params.simulated,
     )

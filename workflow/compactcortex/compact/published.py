@@ -152,3 +152,22 @@ def reproduce_reference(root: str | Path) -> float:
     """Max absolute difference between our float64 outputs of the published models and the stored fixture."""
     computed, stored = reference_predictions(root)
     return float(np.max(np.abs(computed - stored)))
+
+
+def published_predictions_job(*, root: str, session: str, dataset: str, output: str) -> None:
+    """The published compact models' predictions for a session's images (neuron i is the session's ``_n<i:03d>``),
+    written like every other model's predictions, so the same evaluation code scores them."""
+    from compactcortex.compact.distill import predict
+    from compactcortex.ensemble.jobs import PredictionIndex, write_predictions
+    from compactcortex.features import read_images
+
+    numbers = [neuron for name, neuron in published_models(root) if name == session]
+    if not numbers:
+        raise InputDataError(Path(root), f"holds no published compact models of session {session}")
+    images, image_ids = read_images(dataset)
+    predictions = np.stack([predict(load_published_model(root, session, n), images)[:, 0] for n in numbers])
+    neuron_ids = np.asarray([f"{session}_n{n:03d}" for n in numbers])
+    paths = [model_paths(root, session, n)[0] for n in numbers]
+    write_predictions(
+        output, predictions, PredictionIndex(session, neuron_ids, image_ids), {"root": root}, [dataset, *paths]
+    )

@@ -1,0 +1,158 @@
+# Compact models (METHODS.md section 4): per test session a distillation pool labelled once by the teacher, then
+# one job per chunk of neurons (discovered from the teacher's labels by a checkpoint), then the session's collection.
+
+
+rule distillation_pool:
+    input:
+        dataset=f"{DATA}/sessions/{{session}}.nc",
+    output:
+        pool=f"{DATA}/compact/{{session}}/pool.nc",
+    params:
+        pool=section("compact", "pool"),
+        seed=config["seed"],
+    log:
+        f"{DATA}/logs/distillation_pool/{{session}}.log",
+    benchmark:
+        f"{DATA}/benchmarks/distillation_pool/{{session}}.tsv"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    conda:
+        ENV
+    script:
+        "../scripts/distillation_pool.py"
+
+
+rule teacher_labels:
+    input:
+        members=member_files(),
+        readouts=f"{DATA}/ensemble/readouts/{{session}}.pt",
+        pool=f"{DATA}/compact/{{session}}/pool.nc",
+        pool_features=f"{DATA}/features/distill_{{session}}.pt",
+    output:
+        teacher=f"{DATA}/compact/{{session}}/teacher.nc",
+    params:
+        layer=config["features"]["layer"],
+        device=config["ensemble"]["device"],
+    log:
+        f"{DATA}/logs/teacher_labels/{{session}}.log",
+    benchmark:
+        f"{DATA}/benchmarks/teacher_labels/{{session}}.tsv"
+    threads: 2
+    resources:
+        mem_mb=6000,
+        runtime=30,
+        gpu=gpus(config["ensemble"]["device"]),
+    conda:
+        ENV
+    script:
+        "../scripts/teacher_labels.py"
+
+
+checkpoint plan_compression:
+    input:
+        teacher=f"{DATA}/compact/{{session}}/teacher.nc",
+    output:
+        plan=f"{DATA}/compact/{{session}}/plan.json",
+    params:
+        neurons_per_job=config["compact"]["neurons_per_job"],
+    log:
+        f"{DATA}/logs/plan_compression/{{session}}.log",
+    benchmark:
+        f"{DATA}/benchmarks/plan_compression/{{session}}.tsv"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    conda:
+        ENV
+    script:
+        "../scripts/plan_compression.py"
+
+
+rule compress_neurons:
+    input:
+        pool=f"{DATA}/compact/{{session}}/pool.nc",
+        teacher=f"{DATA}/compact/{{session}}/teacher.nc",
+        dataset=f"{DATA}/sessions/{{session}}.nc",
+        plan=f"{DATA}/compact/{{session}}/plan.json",
+    output:
+        models=directory(f"{DATA}/compact/{{session}}/models/{{chunk}}"),
+    params:
+        compact=compression_settings(),
+        seed=config["seed"],
+    log:
+        f"{DATA}/logs/compress_neurons/{{session}}_{{chunk}}.log",
+    benchmark:
+        f"{DATA}/benchmarks/compress_neurons/{{session}}_{{chunk}}.tsv"
+    threads: config["compact"]["threads"]
+    resources:
+        mem_mb=4000,
+        runtime=lambda wildcards: 30 + 2 * config["compact"]["neurons_per_job"],
+        gpu=gpus(config["compact"]["device"]),
+    conda:
+        ENV
+    script:
+        "../scripts/compress_neurons.py"
+
+
+rule collect_compact_models:
+    input:
+        chunks=compact_chunk_dirs,
+        dataset=f"{DATA}/sessions/{{session}}.nc",
+    output:
+        predictions=f"{DATA}/compact/{{session}}/predictions.nc",
+        table=f"{DATA}/compact/{{session}}/models.csv",
+    log:
+        f"{DATA}/logs/collect_compact_models/{{session}}.log",
+    benchmark:
+        f"{DATA}/benchmarks/collect_compact_models/{{session}}.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        ENV
+    script:
+        "../scripts/collect_compact_models.py"
+
+
+rule published_compact_predictions:
+    input:
+        dataset=f"{DATA}/sessions/{{session}}.nc",
+    output:
+        predictions=f"{DATA}/compact/published/{{session}}.nc",
+    params:
+        root=SOURCE.get("path", ""),
+    log:
+        f"{DATA}/logs/published_compact_predictions/{{session}}.log",
+    benchmark:
+        f"{DATA}/benchmarks/published_compact_predictions/{{session}}.tsv"
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    conda:
+        ENV
+    script:
+        "../scripts/published_compact_predictions.py"
+
+
+rule compact_comparison:
+    input:
+        evaluations=expand(f"{DATA}/evaluation/{{session}}.csv", session=TEST_SESSIONS),
+    output:
+        table=f"{DATA}/tables/compact_comparison.csv",
+    log:
+        f"{DATA}/logs/compact_comparison.log",
+    benchmark:
+        f"{DATA}/benchmarks/compact_comparison.tsv"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    conda:
+        ENV
+    script:
+        "../scripts/compact_comparison.py"
