@@ -129,7 +129,8 @@ def collect_compact_session_job(
     """Every compact model of a session: their predictions for all the session's images and one table row each."""
     images, image_ids = read_images(dataset)
     rows, predictions = [], []
-    for path in card_paths(chunk_dirs):
+    cards = card_paths(chunk_dirs)
+    for path in cards:
         model, card = load_compact_model(path)
         predictions.append(predict(model, images)[:, 0])
         rows.append(
@@ -149,7 +150,7 @@ def collect_compact_session_job(
         raise InputDataError(Path(chunk_dirs[0]) if chunk_dirs else Path(dataset), "no compact models were found")
     table = pd.DataFrame(rows)
     index = PredictionIndex(session, table["neuron"].to_numpy(), image_ids)
-    write_predictions(predictions_output, np.stack(predictions), index, {"session": session}, [dataset])
+    write_predictions(predictions_output, np.stack(predictions), index, {"session": session}, [dataset, *cards])
     with atomic_path(table_output) as temporary:
         table.to_csv(temporary, index=False, float_format="%.6g")
     log.info(
