@@ -148,11 +148,12 @@ def compress_neurons(
     students = [initial_student(settings.filters, settings.image_size, means, s) for s in seeds]
     n = len(students)
     x_train = students[0].preprocess(train_images)  # the students share the input: preprocessed once
+    x_heldout = students[0].preprocess(heldout_images)
 
     start = time.perf_counter()
     students = train_students(students, x_train, targets[train], settings.distill, settings.batched)
     distill_seconds = (time.perf_counter() - start) / n
-    unpruned = [float(fidelity_r2(s, heldout_images, targets[heldout, i])[0]) for i, s in enumerate(students)]
+    unpruned = [float(fidelity_r2(s, x_heldout, targets[heldout, i])[0]) for i, s in enumerate(students)]
 
     log.info("distilled %d students; pruning them on %d probe images", n, min(settings.probe_images, train.sum()))
     probe = np.flatnonzero(train)[: settings.probe_images]
@@ -163,7 +164,7 @@ def compress_neurons(
         prune_seconds.append(time.perf_counter() - start)
         pruned.append(model)
         prune_reports.append(report)
-    before_retrain = [float(fidelity_r2(m, heldout_images, targets[heldout, i])[0]) for i, m in enumerate(pruned)]
+    before_retrain = [float(fidelity_r2(m, x_heldout, targets[heldout, i])[0]) for i, m in enumerate(pruned)]
 
     log.info("pruned: filters %s; retraining", [list(m.filters) for m in pruned])
     start = time.perf_counter()
@@ -174,7 +175,7 @@ def compress_neurons(
     results = []
     for index, model in enumerate(final):
         model = model.cpu().eval()
-        fidelity = float(fidelity_r2(model, heldout_images, targets[heldout, index])[0])
+        fidelity = float(fidelity_r2(model, x_heldout, targets[heldout, index])[0])
         fold_output_scale_(model, float(sd[index]), float(mean[index]))
         report = prune_reports[index]
         results.append(

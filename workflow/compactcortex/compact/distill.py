@@ -151,7 +151,8 @@ def predict(model: CompactModel, images: np.ndarray | torch.Tensor, batch_size: 
     model.eval()
     try:
         x = images if isinstance(images, torch.Tensor) and images.is_floating_point() else model.preprocess(images)
-        outputs = [model(x[i : i + batch_size]) for i in range(0, x.shape[0], batch_size)]
+        device = next(model.parameters()).device  # a preprocessed tensor may live elsewhere (e.g. on the CPU)
+        outputs = [model(x[i : i + batch_size].to(device)) for i in range(0, x.shape[0], batch_size)]
     finally:
         model.train(was_training)
     return torch.cat(outputs).double().cpu().numpy()
