@@ -70,15 +70,26 @@ def preprocess_recording(
     )
 
 
-def preprocess_nwb(nwb_path: str | Path, output_path: str | Path, *, params: Mapping[str, Any], seed: int) -> None:
-    """Read an NWB session, count spikes per trial and write the session dataset."""
+def preprocess_nwb(
+    nwb_path: str | Path,
+    output_path: str | Path,
+    *,
+    params: Mapping[str, Any],
+    seed: int,
+    session: str | None = None,
+) -> None:
+    """Read an NWB session, count spikes per trial and write the session dataset, named ``session`` (by default
+    the output file's name)."""
     nwb_path = Path(nwb_path)
     recording = read_recording_nwb(
         nwb_path, template_name=params["nwb_stimulus_template"], image_column=params["nwb_image_column"]
     )
-    if recording.session != Path(output_path).stem:
-        log.warning("%s: NWB session_id '%s' differs from the file name", nwb_path, recording.session)
-        recording.session = Path(output_path).stem
+    session = session or Path(output_path).stem
+    if recording.session != session:
+        log.warning(
+            "%s: NWB session_id '%s' differs from the session's name '%s'", nwb_path, recording.session, session
+        )
+        recording.session = session
     if recording.n_trials == 0:
         raise InputDataError(nwb_path, "no trials")
     dataset = preprocess_recording(recording, source=nwb_path, params=params, seed=seed, inputs=[nwb_path])

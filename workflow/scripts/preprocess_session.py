@@ -9,5 +9,9 @@ from compactcortex.rule_logging import logging_to
 
 with logging_to(snakemake.log[0]):
     preprocess_nwb(
-        snakemake.input.nwb, snakemake.output.dataset, params=snakemake.params.preprocess, seed=snakemake.params.seed
+        snakemake.input.nwb,
+        snakemake.output.dataset,
+        params=snakemake.params.preprocess,
+        seed=snakemake.params.seed,
+        session=snakemake.params.get("session"),
     )

@@ -39,6 +39,7 @@ from compactcortex.compact.model import (
     STRIDES,
     CompactModel,
     _check_filters,
+    prepare_pixels,
 )
 
 # student -> its tensor matching a slice of the bank (see StudentBank._slices)
@@ -134,12 +135,23 @@ class StudentBank(nn.Module):
 
     def layer_outputs(self, x: torch.Tensor) -> list[torch.Tensor]:
         """The five stages' outputs (after BatchNorm and ReLU), channels first, (batch, N * F, side, side) each:
-        student i's maps are channels [i * F, i * F + f_i) (the rest are zero)."""
-        if x.ndim != 4 or tuple(x.shape[1:]) != (3, self.image_size, self.image_size):
-            raise ValueError(f"expected input (batch, 3, {self.image_size}, {self.image_size}), got {tuple(x.shape)}")
+        student i's maps are channels [i * F, i * F + f_i) (the rest are zero).
+
+        ``x`` is (batch, 3, S, S), one image all students see, or (batch, N, 3, S, S), an image per student (image
+        synthesis): layer 0 is then a grouped convolution with the same weights.
+        """
+        side = (self.image_size, self.image_size)
         layers = self.layers
+        if x.ndim == 5 and tuple(x.shape[1:]) == (self.n_outputs, 3, *side):
+            conv = layers["layer0_conv"]
+            x = F.conv2d(x.flatten(1, 2), conv.weight, conv.bias, padding=KERNEL_SIZE // 2, groups=self.n_outputs)
+        elif x.ndim == 4 and tuple(x.shape[1:]) == (3, *side):
+            x = layers["layer0_conv"](x)
+        else:
+            expected = f"(batch, 3, {side[0]}, {side[1]}) or (batch, {self.n_outputs}, 3, {side[0]}, {side[1]})"
+            raise ValueError(f"expected input {expected}, got {tuple(x.shape)}")
         # in-place ReLU: BatchNorm's backward needs its input, not its output (saves one map per layer)
-        x = F.relu(self._masked(layers["layer0_bn"](layers["layer0_conv"](x)), 0), inplace=True)
+        x = F.relu(self._masked(layers["layer0_bn"](x), 0), inplace=True)
         outputs = [x]
         for k in range(1, N_LAYERS):
             if STRIDES[k] == 2:
@@ -156,6 +168,10 @@ class StudentBank(nn.Module):
         """uint8 images (n, H, W, 3) -> the input (n, 3, S, S), exactly as ``CompactModel.preprocess``."""
         # The bank holds the attributes CompactModel.preprocess reads (image_size, _means, the means buffer).
         return CompactModel.preprocess(self, images)  # type: ignore[arg-type]
+
+    def prepare(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Float pixels (n, 3, H, W) -> the input, differentiably, as ``CompactModel.prepare``."""
+        return prepare_pixels(pixels, self.image_size, self._means)
 
     def n_parameters(self) -> int:
         """Trainable parameters of the bank, padding included."""

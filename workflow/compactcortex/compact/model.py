@@ -103,12 +103,14 @@ class CompactModel(nn.Module):
         square = images.ndim == 4 and images.shape[1] == images.shape[2]
         if images.dtype != torch.uint8 or not square or images.shape[-1] != 3:
             raise ValueError(f"expected square uint8 images (n, H, W, 3), got {images.dtype} {tuple(images.shape)}")
-        means = torch.tensor(self._means, dtype=torch.float64, device=self.means.device).view(1, 3, 1, 1)
         x = images.to(device=self.means.device, dtype=torch.float64).permute(0, 3, 1, 2)
-        if x.shape[-1] != self.image_size:
-            shrink = x.shape[-1] > self.image_size
-            x = F.interpolate(x, size=(self.image_size,) * 2, mode="bilinear", align_corners=False, antialias=shrink)
-        return (x - means).to(self.means.dtype).contiguous()
+        return self.prepare(x).to(self.means.dtype).contiguous()
+
+    def prepare(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Float pixels (n, 3, H, W) in 0..255, square -> the network's input, differentiably (image synthesis
+        takes gradients through it): resized to ``image_size`` (anti-aliased when shrinking), minus the means.
+        Computes in the pixels' dtype."""
+        return prepare_pixels(pixels, self.image_size, self._means)
 
     def n_parameters(self) -> int:
         """All trainable parameters (the count the paper reports)."""
@@ -127,6 +129,17 @@ class CompactModel(nn.Module):
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> CompactModel:
         return cls(**config)
+
+
+def prepare_pixels(pixels: torch.Tensor, image_size: int, means: Sequence[float]) -> torch.Tensor:
+    """See ``CompactModel.prepare``."""
+    if pixels.ndim != 4 or pixels.shape[1] != 3 or pixels.shape[2] != pixels.shape[3]:
+        raise ValueError(f"expected square float pixels (n, 3, H, W), got {tuple(pixels.shape)}")
+    x = pixels
+    if x.shape[-1] != image_size:
+        shrink = x.shape[-1] > image_size
+        x = F.interpolate(x, size=(image_size, image_size), mode="bilinear", align_corners=False, antialias=shrink)
+    return x - torch.tensor(means, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
 
 
 def _check_filters(filters: Sequence[int]) -> tuple[int, ...]:

@@ -11,6 +11,8 @@ import numpy as np
 import xarray as xr
 
 from compactcortex.atomic import atomic_path
+from compactcortex.errors import InputDataError
+from compactcortex.features import read_images
 from compactcortex.lab.neurons import VirtualNeurons, sample_population
 from compactcortex.lab.spiking import schedule_trials, spike_trains
 from compactcortex.lab.stimuli import make_image_set
@@ -59,18 +61,66 @@ def simulate_session(
     )
     rates = neurons.rates(images)
     spiking_rng = rng_for(seed, session, "spiking")
+    spontaneous = np.percentile(rates, 5, axis=1)
+    record_session(
+        session=session,
+        neurons=neurons,
+        rates=rates,
+        spontaneous=spontaneous,
+        latency_s=None,
+        neuron_ids=np.array([f"{session}_n{index:03d}" for index in range(len(neurons))]),
+        images=images,
+        image_ids=np.array([f"{session}_img{index:05d}" for index in range(len(images))]),
+        image_types=image_types,
+        repeats=design["repeats"],
+        lab=lab,
+        spiking_rng=spiking_rng,
+        nwb_path=nwb_path,
+        truth_path=truth_path,
+        template_name=template_name,
+        image_column=image_column,
+        provenance=provenance_attrs({"session": session, "design": dict(design), "lab": dict(lab), "seed": seed}),
+        description=f"Virtual V4 lab session {session}: passive fixation, images flashed in shuffled order.",
+    )
+    with atomic_path(neurons_path) as temporary:
+        neurons.save(temporary)
+
+
+def record_session(
+    *,
+    session: str,
+    neurons: VirtualNeurons,
+    rates: np.ndarray,
+    spontaneous: np.ndarray,
+    latency_s: np.ndarray | None,
+    neuron_ids: np.ndarray,
+    images: np.ndarray,
+    image_ids: np.ndarray,
+    image_types: np.ndarray,
+    repeats: int,
+    lab: Mapping[str, Any],
+    spiking_rng: np.random.Generator,
+    nwb_path: str | Path,
+    truth_path: str | Path,
+    template_name: str,
+    image_column: str,
+    provenance: Mapping[str, str],
+    description: str,
+) -> None:
+    """Show ``images`` (with true rates ``rates``, neuron x image) to the neurons: trials, spikes, the NWB file and
+    the ground truth beside it. Response latencies are drawn (after the trial schedule) unless given."""
     timing, spiking = lab["timing"], lab["spiking"]
     schedule = schedule_trials(
         spiking_rng,
         len(images),
-        design["repeats"],
+        repeats,
         stimulus_ms=timing["stimulus_ms"],
         interval_ms=timing["interval_ms"],
         aborted_fraction=spiking["aborted_trial_fraction"],
     )
-    spontaneous = np.percentile(rates, 5, axis=1)
-    latency_s = (timing["latency_ms"] + spiking_rng.normal(0.0, timing["latency_jitter_ms"], len(neurons))) / 1000.0
-    latency_s = np.maximum(latency_s, 0.0)
+    if latency_s is None:
+        jitter = spiking_rng.normal(0.0, timing["latency_jitter_ms"], len(neurons))
+        latency_s = np.maximum((timing["latency_ms"] + jitter) / 1000.0, 0.0)
     spike_times, unit_bounds = spike_trains(
         spiking_rng,
         rates,
@@ -81,8 +131,6 @@ def simulate_session(
         shared_gain_cv=spiking["shared_gain_cv"],
         resolution_s=spiking["spike_time_resolution_s"],
     )
-    neuron_ids = np.array([f"{session}_n{index:03d}" for index in range(len(neurons))])
-    image_ids = np.array([f"{session}_img{index:05d}" for index in range(len(images))])
     recording = Recording(
         session=session,
         monkey=lab["monkey"],
@@ -95,7 +143,7 @@ def simulate_session(
         images=images,
         image_ids=image_ids,
         image_types=image_types,
-        description=f"Virtual V4 lab session {session}: passive fixation, images flashed in shuffled order.",
+        description=description,
     )
     write_recording_nwb(
         nwb_path,
@@ -104,13 +152,10 @@ def simulate_session(
         image_column=image_column,
         spike_time_resolution_s=spiking["spike_time_resolution_s"],
     )
-    provenance = provenance_attrs({"session": session, "design": dict(design), "lab": dict(lab), "seed": seed})
     truth = ground_truth_dataset(neurons, rates, spontaneous, latency_s, neuron_ids, image_ids, image_types)
     truth.attrs.update({"session": session, "monkey": lab["monkey"], **provenance})
     with atomic_path(truth_path) as temporary:
         truth.to_netcdf(temporary, engine="netcdf4")
-    with atomic_path(neurons_path) as temporary:
-        neurons.save(temporary)
     log.info(
         "%s: %d neurons, %d images, %d trials, %d spikes; median peak rate %.1f spikes/s",
         session,
@@ -146,3 +191,58 @@ def ground_truth_dataset(
 def load_true_neurons(neurons_path: str | Path) -> VirtualNeurons:
     """The true neurons of a simulated session, ready to be shown new images (closed-loop experiments)."""
     return VirtualNeurons.load(neurons_path)
+
+
+def simulate_closed_loop(
+    *,
+    session: str,
+    stimuli_path: str | Path,
+    neurons_path: str | Path,
+    original_truth_path: str | Path,
+    lab: Mapping[str, Any],
+    repeats: int,
+    seed: int,
+    nwb_path: str | Path,
+    truth_path: str | Path,
+    template_name: str = "stimulus_images",
+    image_column: str = "image_index",
+) -> None:
+    """The closed loop's recording: a new session (``session``) in which the same true neurons as in the session
+    the models were made from see the stimulus set (synthesised, adversarial and control images), with their
+    spontaneous rates and latencies, fresh spiking noise and ``repeats`` repeats."""
+    images, image_ids = read_images(stimuli_path)
+    with xr.open_dataset(stimuli_path) as stimuli:
+        image_types = stimuli["image_type"].values.astype(str)
+    neurons = load_true_neurons(neurons_path)
+    with xr.open_dataset(original_truth_path) as original:
+        neuron_ids = original["neuron"].values.astype(str)
+        spontaneous = original["spontaneous_rate"].values
+        latency_s = original["latency_ms"].values / 1000.0
+    if len(neuron_ids) != len(neurons):
+        raise InputDataError(
+            Path(neurons_path),
+            f"holds {len(neurons)} neurons, the ground truth {original_truth_path} {len(neuron_ids)}",
+        )
+    record_session(
+        session=session,
+        neurons=neurons,
+        rates=neurons.rates(images),
+        spontaneous=spontaneous,
+        latency_s=latency_s,
+        neuron_ids=neuron_ids,
+        images=images,
+        image_ids=image_ids,
+        image_types=image_types,
+        repeats=repeats,
+        lab=lab,
+        spiking_rng=rng_for(seed, session, "spiking"),
+        nwb_path=nwb_path,
+        truth_path=truth_path,
+        template_name=template_name,
+        image_column=image_column,
+        provenance=provenance_attrs(
+            {"session": session, "lab": dict(lab), "repeats": repeats, "seed": seed},
+            [stimuli_path, neurons_path, original_truth_path],
+        ),
+        description=f"Virtual V4 lab closed-loop session {session}: the synthesised stimuli shown to the same neurons.",
+    )
