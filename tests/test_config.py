@@ -55,6 +55,12 @@ def test_inconsistent_values_are_errors() -> None:
         validate_config({**MINIMAL, "sessions": SESSIONS[:2]})
     with pytest.raises(ConfigError, match="source.path is required"):
         validate_config({**MINIMAL, "source": {"kind": "nwb"}})
+    nwb = {"kind": "nwb", "path": "/data"}
+    with pytest.raises(ConfigError, match="closed_loop.recordings names sessions without compact models: s1"):
+        validate_config({**MINIMAL, "source": nwb, "closed_loop": {"recordings": {"s1": "/data/next.nwb"}}})
+    with pytest.raises(ConfigError, match="the virtual lab records its own closed loop"):
+        validate_config({**MINIMAL, "closed_loop": {"recordings": {"s3": "/data/next.nwb"}}})
+    assert validate_config({**MINIMAL, "source": nwb, "closed_loop": {"recordings": {"s3": "/data/next.nwb"}}})
 
 
 def test_unreadable_config_files(tmp_path: Path) -> None:

@@ -77,7 +77,17 @@ def _check_consistency(config: dict[str, Any], source: str | Path | None) -> Non
     not_tests = sorted(set(config["compact"].get("sessions") or []) - tests)
     if not_tests:
         raise ConfigError(source, f"compact.sessions must be test sessions; these are not: {', '.join(not_tests)}")
+    compressed = set(config["compact"].get("sessions") or tests)
+    not_compressed = sorted(set(config["closed_loop"]["recordings"]) - compressed)
+    if not_compressed:
+        raise ConfigError(
+            source, f"closed_loop.recordings names sessions without compact models: {', '.join(not_compressed)}"
+        )
     kind = config["source"]["kind"]
+    if kind == "virtual_lab" and config["closed_loop"]["recordings"]:
+        raise ConfigError(
+            source, "closed_loop.recordings is for real data: the virtual lab records its own closed loop"
+        )
     if kind != "virtual_lab" and not config["source"].get("path"):
         raise ConfigError(source, f"source.path is required when source.kind is '{kind}'")
     if kind == "virtual_lab":

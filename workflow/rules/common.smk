@@ -138,3 +138,39 @@ def pool_image_size():
     if SOURCE["kind"] == "virtual_lab":
         return config["virtual_lab"]["image_size"]
     return config["active_learning"]["image_size"]
+
+
+def synthesis_settings():
+    """What a session's synthesised images depend on: not the threads."""
+    return {k: v for k, v in section("synthesis").items() if k != "threads"}
+
+
+def synthesis_chunk_files(wildcards):
+    """One synthesised image set per compression job of the session (known once its plan exists)."""
+    from compactcortex.compact.jobs import read_plan
+
+    plan = checkpoints.plan_compression.get(session=wildcards.session).output.plan
+    return expand(f"{DATA}/synthesis/{wildcards.session}/chunks/{{chunk}}.nc", chunk=sorted(read_plan(plan)))
+
+
+def closed_loop_sessions():
+    """Sessions whose stimulus set has been shown: all compressed sessions in the virtual lab (it records them
+    itself); elsewhere those whose recording the config names (closed_loop.recordings)."""
+    if SOURCE["kind"] == "virtual_lab":
+        return list(COMPACT_SESSIONS)
+    return [session for session in COMPACT_SESSIONS if session in config["closed_loop"]["recordings"]]
+
+
+CLOSED_LOOP_SESSIONS = closed_loop_sessions()
+
+
+def closed_loop_recording(wildcards):
+    """The NWB file of the session that showed the stimulus set: simulated here, or the lab's own."""
+    if SOURCE["kind"] == "virtual_lab":
+        return f"{DATA}/closed_loop/{wildcards.session}/recording.nwb"
+    return config["closed_loop"]["recordings"][wildcards.session]
+
+
+def closed_loop_truth(wildcards):
+    """The true rates of the closed-loop session, where the data are simulated."""
+    return [f"{DATA}/closed_loop/{wildcards.session}/truth.nc"] if SOURCE["kind"] == "virtual_lab" else []

@@ -1,0 +1,126 @@
+# Synthesised images of every compact model, the closed loop that checks them on the neurons, and its score.
+
+
+rule synthesize_images:
+    input:
+        models=f"{DATA}/compact/{{session}}/models/{{chunk}}",
+        pool=f"{DATA}/compact/{{session}}/pool.nc",
+    output:
+        stimuli=f"{DATA}/synthesis/{{session}}/chunks/{{chunk}}.nc",
+    params:
+        synthesis=synthesis_settings(),
+        seed=config["seed"],
+    log:
+        f"{DATA}/logs/synthesize_images/{{session}}_{{chunk}}.log",
+    benchmark:
+        f"{DATA}/benchmarks/synthesize_images/{{session}}_{{chunk}}.tsv"
+    threads: config["synthesis"]["threads"]
+    resources:
+        mem_mb=4000,
+        runtime=lambda wildcards: 10 + 2 * config["compact"]["neurons_per_job"],
+        gpu=gpus(config["synthesis"]["device"]),
+    conda:
+        ENV
+    script:
+        "../scripts/synthesize_images.py"
+
+
+rule collect_stimuli:
+    input:
+        chunks=synthesis_chunk_files,
+        models=compact_chunk_dirs,
+        pool=f"{DATA}/compact/{{session}}/pool.nc",
+    output:
+        stimulus_set=directory(f"{DATA}/synthesis/{{session}}/stimulus_set"),
+    params:
+        synthesis=synthesis_settings(),
+    log:
+        f"{DATA}/logs/collect_stimuli/{{session}}.log",
+    benchmark:
+        f"{DATA}/benchmarks/collect_stimuli/{{session}}.tsv"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=10,
+    conda:
+        ENV
+    script:
+        "../scripts/collect_stimuli.py"
+
+
+if SOURCE["kind"] == "virtual_lab":
+
+    rule simulate_closed_loop:
+        input:
+            stimulus_set=f"{DATA}/synthesis/{{session}}/stimulus_set",
+            neurons=f"{DATA}/ground_truth/{{session}}_neurons.npz",
+            truth=f"{DATA}/ground_truth/{{session}}.nc",
+        output:
+            nwb=f"{DATA}/closed_loop/{{session}}/recording.nwb",
+            truth=f"{DATA}/closed_loop/{{session}}/truth.nc",
+        params:
+            lab=lab_settings(),
+            repeats=config["closed_loop"]["repeats"],
+            seed=config["seed"],
+            template=config["preprocess"]["nwb_stimulus_template"],
+            image_column=config["preprocess"]["nwb_image_column"],
+        log:
+            f"{DATA}/logs/simulate_closed_loop/{{session}}.log",
+        benchmark:
+            f"{DATA}/benchmarks/simulate_closed_loop/{{session}}.tsv"
+        threads: 1
+        resources:
+            mem_mb=4000,
+            runtime=30,
+        conda:
+            ENV
+        script:
+            "../scripts/simulate_closed_loop.py"
+
+
+rule preprocess_closed_loop:
+    input:
+        nwb=closed_loop_recording,
+    output:
+        dataset=f"{DATA}/closed_loop/{{session}}/session.nc",
+    params:
+        preprocess=section("preprocess"),
+        seed=config["seed"],
+        session=lambda wildcards: f"{wildcards.session}_closedloop",
+    log:
+        f"{DATA}/logs/preprocess_closed_loop/{{session}}.log",
+    benchmark:
+        f"{DATA}/benchmarks/preprocess_closed_loop/{{session}}.tsv"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    conda:
+        ENV
+    script:
+        "../scripts/preprocess_session.py"
+
+
+rule score_closed_loop:
+    input:
+        stimulus_set=f"{DATA}/synthesis/{{session}}/stimulus_set",
+        dataset=f"{DATA}/closed_loop/{{session}}/session.nc",
+        truth=closed_loop_truth,
+    output:
+        scores=f"{DATA}/closed_loop/{{session}}/scores.csv",
+        adversarial=f"{DATA}/closed_loop/{{session}}/adversarial.csv",
+    params:
+        closed_loop=section("closed_loop"),
+        seed=config["seed"],
+    log:
+        f"{DATA}/logs/score_closed_loop/{{session}}.log",
+    benchmark:
+        f"{DATA}/benchmarks/score_closed_loop/{{session}}.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        ENV
+    script:
+        "../scripts/score_closed_loop.py"
