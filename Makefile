@@ -17,9 +17,13 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+DATASET = $$($(BIN)/python -c 'import sys, yaml; print(yaml.safe_load(open(sys.argv[1]))["dataset"])' $(CONFIG))
+
 run: install
 	$(SNAKEMAKE)
-	@echo "Summary: $$(ls -t results/*/summary.json | head -n 1)"
+	$(SNAKEMAKE) --report results/$(DATASET)/report.html
+	@echo "Summary: results/$(DATASET)/summary.json"
+	@echo "Report:  results/$(DATASET)/report.html"
 
 dry-run: install
 	$(SNAKEMAKE) --dry-run
@@ -31,6 +35,7 @@ bench: install
 	$(BIN)/python -m compactcortex.bench
 	$(BIN)/python -m compactcortex.bench_ensemble
 	$(BIN)/python -m compactcortex.bench_compact
+	$(BIN)/python -m compactcortex.bench_synthesis
 
 lint: install
 	$(BIN)/ruff check .

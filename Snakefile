@@ -20,6 +20,8 @@ include: "workflow/rules/lab.smk"
 include: "workflow/rules/preprocess.smk"
 include: "workflow/rules/ensemble.smk"
 include: "workflow/rules/compact.smk"
+include: "workflow/rules/synthesis.smk"
+include: "workflow/rules/figures.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/summary.smk"
 
@@ -28,3 +30,7 @@ rule all:
     default_target: True
     input:
         rules.summary.output,
+        rules.figure_accuracy.output,
+        rules.figure_synthesis.output,
+        rules.figure_compressibility.output,
+        rules.figure_dots.output,

@@ -50,9 +50,19 @@ def test_default_dag_plans_every_session(tmp_path: Path) -> None:
         "plan_compression": 2,  # the checkpoint: compress_neurons jobs are planned once it has run
         "collect_compact_models": 2,
         "compact_comparison": 1,
+        "collect_stimuli": 2,  # synthesize_images jobs, one per compression job, are planned after the checkpoint
+        "simulate_closed_loop": 2,
+        "preprocess_closed_loop": 2,
+        "score_closed_loop": 2,
+        "analyze_compressibility": 1,
+        "analyze_dots": 1,
+        "figure_accuracy": 1,
+        "figure_synthesis": 1,
+        "figure_compressibility": 1,
+        "figure_dots": 1,
         "summary": 1,
         "all": 1,
-        "total": 50,
+        "total": 64,
     }, result.stdout
 
 
@@ -114,11 +124,17 @@ def test_tiny_pipeline_end_to_end(tmp_path: Path) -> None:
         correlation = [np.corrcoef(dataset["responses"].mean("repeat")[n], rate[n])[0, 1] for n in range(8)]
         assert np.median(correlation) > 0.5, correlation
     check_compact_models(data, n_reliable, summary)
+    check_synthesis(data, n_reliable, summary)
+    check_figures_and_report(tmp_path, data)
     again = snakemake(tmp_path, "--configfile", str(TINY_CONFIG), "--dry-run")
     assert "Nothing to be done" in again.stdout + again.stderr
     # A dry run cannot list the compress_neurons jobs behind a checkpoint that reruns: they are planned once
     # plan_compression has run, so those plans end at plan_compression (and what waits on it).
-    compression = {"teacher_labels": 1, "plan_compression": 1, "collect_compact_models": 1, "compact_comparison": 1}
+    synthesis = {"collect_stimuli": 1, "simulate_closed_loop": 1, "preprocess_closed_loop": 1, "score_closed_loop": 1,
+                 "analyze_dots": 1, "figure_synthesis": 1, "figure_dots": 1}  # fmt: skip
+    models = {"collect_compact_models": 1, "compact_comparison": 1, "analyze_compressibility": 1,
+              "figure_accuracy": 1, "figure_compressibility": 1, **synthesis}  # fmt: skip
+    compression = {"teacher_labels": 1, "plan_compression": 1, **models}
     downstream = {"extract_features": 6, "train_member": 2, "map_session": 1, "task_driven_session": 1,
                   "evaluate_session": 1, "select_active_learning_images": 1, "distillation_pool": 1,
                   **compression, "summary": 1, "all": 1}  # fmt: skip
@@ -134,9 +150,13 @@ def test_tiny_pipeline_end_to_end(tmp_path: Path) -> None:
     }  # fmt: skip
     # a compression setting reruns the session's compression jobs (3 chunks) and what uses their models, only
     assert planned_jobs(tmp_path, compact={"retrain_steps": 20}) == {
-        "compress_neurons": 3, "collect_compact_models": 1, "evaluate_session": 1, "compact_comparison": 1,
-        "summary": 1, "all": 1,
+        "compress_neurons": 3, "synthesize_images": 3, **models, "evaluate_session": 1, "summary": 1, "all": 1,
     }  # fmt: skip
+    # a synthesis setting reruns the synthesis (3 chunks), the closed loop and what uses them, not the models
+    assert planned_jobs(tmp_path, synthesis={"steps": 20}) == {
+        "synthesize_images": 3, **synthesis, "summary": 1, "all": 1,
+    }  # fmt: skip
+    assert planned_jobs(tmp_path, synthesis={"threads": 2}) == {}
     # how the neurons are split into jobs, and threads, change no model
     assert planned_jobs(tmp_path, compact={"neurons_per_job": 4})["plan_compression"] == 1
     assert planned_jobs(tmp_path, compact={"threads": 2}) == {}
@@ -170,6 +190,54 @@ def check_compact_models(data: Path, n_reliable: int, summary: dict) -> None:
     assert len(compact["filters_per_layer_median"]) == 5 and compact["median_params"] < summary["ensemble"]["n_params"]
     comparison = pd.read_csv(data / "tables" / "compact_comparison.csv")
     assert comparison.loc[0, "median_r_compact"] == pytest.approx(compact["median_r"], abs=1e-3)
+
+
+def check_synthesis(data: Path, n_reliable: int, summary: dict) -> None:
+    """The stimulus set holds every neuron's images, adversarial images keep their budget, the closed loop scored
+    every neuron, and the summary reports it."""
+    from compactcortex.synthesis.jobs import read_stimuli
+
+    config = yaml.safe_load(TINY_CONFIG.read_text())["synthesis"]
+    folder = data / "synthesis" / "t05" / "stimulus_set"
+    images, table = read_stimuli(folder / "stimuli.nc")
+    per_neuron = 2 * config["starts"] + config["natural_top"] + 2 * config["adversarial"]["sources"]
+    assert len(table) == config["controls"] + n_reliable * per_neuron
+    manifest = pd.read_csv(folder / "manifest.csv")
+    assert list(manifest["image"]) == list(table["image"]) and all((folder / f).is_file() for f in manifest["file"])
+    index = {image: i for i, image in enumerate(table["image"])}
+    adversarial = table[table["stimulus"].str.startswith("adversarial")]
+    assert len(adversarial) == 2 * n_reliable * config["adversarial"]["sources"]
+    for row in adversarial.itertuples():
+        change = images[index[row.image]].astype(int) - images[index[row.source]].astype(int)
+        assert 0 < np.abs(change).max() <= config["adversarial"]["budget"], row.image
+    with xr.open_dataset(folder / "predictions.nc") as predictions:
+        assert predictions.sizes["neuron"] == n_reliable and predictions.sizes["image"] == len(table)
+        # a neuron's maximizing images drive its own model above all controls
+        for neuron in table.loc[table["stimulus"] == "maximizing", "neuron"].unique():
+            own = predictions["prediction"].sel(neuron=neuron).to_series()
+            maximizing = table.loc[(table["neuron"] == neuron) & (table["stimulus"] == "maximizing"), "image"]
+            assert own[maximizing].min() > own[table.loc[table["stimulus"] == "control", "image"]].max(), neuron
+    with xr.open_dataset(data / "closed_loop" / "t05" / "session.nc") as loop:
+        assert sorted(loop["image"].values.astype(str)) == sorted(table["image"])
+        assert loop.attrs["session"] == "t05_closedloop" and loop.sizes["neuron"] == 8
+    scores = pd.read_csv(data / "closed_loop" / "t05" / "scores.csv")
+    assert len(scores) == n_reliable and scores["p_maximizing_beats_natural"].between(0, 1).all()
+    block = summary["synthesis"]
+    for key in ("frac_maximizing_beats_natural", "frac_adversarial_correct_direction"):
+        assert 0.0 <= block[key] <= 1.0, key
+    assert block["median_drive_ratio"] > 1.0, block  # the models' favourite images drive the true neurons harder
+    analysis = summary["analysis"]
+    assert sum(analysis["bottleneck_layer_counts"].values()) == n_reliable and analysis["n_dot_selective"] >= 0
+
+
+def check_figures_and_report(workdir: Path, data: Path) -> None:
+    for name in ("fig1_accuracy", "fig2_synthesis", "fig3_compressibility", "fig4_dots"):
+        for suffix in ("png", "pdf"):
+            assert (data / "figures" / f"{name}.{suffix}").stat().st_size > 10_000, name
+    report = data / "report.html"
+    snakemake(workdir, "--configfile", str(TINY_CONFIG), "--report", str(report))
+    text = report.read_text()
+    assert "fig4_dots.png" in text and "a dot-detecting compact model" in text
 
 
 def planned_jobs(workdir: Path, **changes: dict) -> dict[str, int]:

@@ -10,11 +10,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
+import xarray as xr
 
+from compactcortex.analysis.compressibility import clusters_to_cover
 from compactcortex.atomic import write_text_atomic
 from compactcortex.metrics import median_ignoring_nan
 from compactcortex.provenance import code_version
 from compactcortex.session_dataset import open_session_dataset
+from compactcortex.synthesis.closed_loop import SIGNIFICANCE
 
 
 def _number(value: float) -> float | None:
@@ -53,6 +56,12 @@ def data_summary(roles: Mapping[str, str], session_paths: Sequence[str | Path]) 
     }
 
 
+def ensemble_parameters(members: Sequence[Mapping[str, Any]]) -> int:
+    """The ensemble's parameters as the paper counts them: the backbone up to the feature layer, once, plus every
+    member's trainable core (``members``: the loaded member checkpoints)."""
+    return int(members[0]["n_parameters_backbone"] + sum(member["n_parameters_core"] for member in members))
+
+
 def model_summaries(
     member_paths: Sequence[str | Path], evaluation_paths: Sequence[str | Path], simulated: bool
 ) -> dict[str, Any]:
@@ -71,7 +80,7 @@ def model_summaries(
             values["median_r_to_truth"] = _number(median_ignoring_nan(truth))
         return values
 
-    n_params = members[0]["n_parameters_backbone"] + sum(member["n_parameters_core"] for member in members)
+    n_params = ensemble_parameters(members)
     blocks = {
         "ensemble": {
             **medians("ensemble", pooled),
@@ -128,6 +137,63 @@ def paired_ratio(evaluation_paths: Sequence[str | Path]) -> float | None:
     return _number(median_ignoring_nan(np.where(table[f"{metric}_ensemble"] > 0, ratio, np.nan)))
 
 
+def synthesis_summary(score_tables: Sequence[str | Path], adversarial_tables: Sequence[str | Path]) -> dict[str, Any]:
+    """The closed loop over all scored sessions: shares of neurons and medians over neurons."""
+    scores = pd.concat([pd.read_csv(path) for path in score_tables], ignore_index=True)
+    adversarial = pd.concat([pd.read_csv(path) for path in adversarial_tables], ignore_index=True)
+    column = "true_correct" if "true_correct" in adversarial else "recorded_correct"
+    significant = scores["p_maximizing_beats_natural"] < SIGNIFICANCE
+    return {
+        "n_neurons": len(scores),
+        "frac_maximizing_beats_natural": _number(float(significant.mean())),
+        "frac_natural_top_beats_natural": _number(float((scores["p_natural_top_beats_natural"] < SIGNIFICANCE).mean())),
+        "frac_minimizing_below_natural": _number(float((scores["p_minimizing_below_natural"] < SIGNIFICANCE).mean())),
+        "median_drive_ratio": _number(median_ignoring_nan(scores["drive_ratio"].to_numpy())),
+        "median_drive_ratio_natural_top": _number(median_ignoring_nan(scores["drive_ratio_natural_top"].to_numpy())),
+        "drive_from": str(scores["drive_from"].iloc[0]),
+        "frac_adversarial_correct_direction": _number(float(adversarial[column].mean())),
+        "frac_adversarial_correct_direction_recorded": _number(float(adversarial["recorded_correct"].mean())),
+        "n_adversarial_images": len(adversarial),
+    }
+
+
+def analysis_summary(
+    filters_table: str | Path, early_filters: str | Path, selectivity: str | Path, ablation: str | Path
+) -> dict[str, Any]:
+    """The consolidation step, the shared early filters and the dot detectors, in numbers."""
+    table = pd.read_csv(filters_table)
+    with xr.open_dataset(early_filters) as clusters:
+        coverage = {name: clusters[f"{name}_coverage"].values for name in ("trained", "learned")}
+        random = {name: clusters[f"{name}_coverage_random"].values for name in ("trained", "learned")}
+    dots = pd.read_csv(selectivity)
+    silenced = pd.read_csv(ablation)
+    block: dict[str, Any] = {
+        "bottleneck_layer_counts": {
+            f"layer{k}": int(v) for k, v in table["bottleneck_layer"].value_counts().sort_index().items()
+        },
+        "early_filter_clusters": int(len(coverage["learned"])),
+        "early_filters_share_covered": _number(float(coverage["trained"][-1])),
+        "early_filters_share_covered_random": _number(float(random["trained"][-1])),
+        "learned_early_filters_clusters_for_80pct": clusters_to_cover(coverage["learned"]),
+        "learned_early_filters_share_covered": _number(float(coverage["learned"][-1])),
+        "learned_early_filters_share_covered_random": _number(float(random["learned"][-1])),
+        "n_dot_selective": int(dots["dot_selective"].sum()),
+        "dot_detector": str(silenced["neuron"].iloc[0]),
+        "dot_detector_selectivity": _number(float(silenced["dot_selectivity"].iloc[0])),
+        "dot_detector_selectivity_key_channels_silenced": _number(
+            float(silenced.loc[silenced["silenced"].str.contains("key"), "dot_selectivity"].iloc[0])
+        ),
+    }
+    kinds = dots["true_kind"].fillna("").astype(str)
+    if (kinds != "").any():
+        truly = kinds == "dot"
+        block["dot_detection_recall"] = _number(float(dots.loc[truly, "dot_selective"].mean())) if truly.any() else None
+        block["dot_detection_precision"] = (
+            _number(float(truly[dots["dot_selective"]].mean())) if dots["dot_selective"].any() else None
+        )
+    return block
+
+
 def write_summary(
     path: str | Path,
     *,
@@ -137,6 +203,9 @@ def write_summary(
     member_paths: Sequence[str | Path] = (),
     evaluation_paths: Sequence[str | Path] = (),
     compact_tables: Sequence[str | Path] = (),
+    closed_loop_scores: Sequence[str | Path] = (),
+    closed_loop_adversarial: Sequence[str | Path] = (),
+    analysis: Mapping[str, str | Path] | None = None,
     simulated: bool = False,
 ) -> None:
     summary = {
@@ -150,4 +219,8 @@ def write_summary(
         summary["compact"].update(compact_summary(compact_tables, summary["ensemble"]["n_params"]))
         summary["compact"]["accuracy_vs_ensemble"] = _ratio(summary["compact"], summary["ensemble"])
         summary["compact"]["median_paired_accuracy_ratio"] = paired_ratio(evaluation_paths)
+    if closed_loop_scores:
+        summary["synthesis"] = synthesis_summary(closed_loop_scores, closed_loop_adversarial)
+    if analysis:
+        summary["analysis"] = analysis_summary(**analysis)
     write_text_atomic(path, json.dumps(summary, indent=2, sort_keys=False) + "\n")

@@ -9,6 +9,15 @@ rule summary:
         active_learning=f"{DATA}/active_learning/stimulus_set",
         compact_models=expand(f"{DATA}/compact/{{session}}/models.csv", session=COMPACT_SESSIONS),
         comparison=f"{DATA}/tables/compact_comparison.csv",
+        stimulus_sets=expand(f"{DATA}/synthesis/{{session}}/stimulus_set", session=COMPACT_SESSIONS),
+        closed_loop_scores=expand(f"{DATA}/closed_loop/{{session}}/scores.csv", session=CLOSED_LOOP_SESSIONS),
+        closed_loop_adversarial=expand(
+            f"{DATA}/closed_loop/{{session}}/adversarial.csv", session=CLOSED_LOOP_SESSIONS
+        ),
+        filters_table=f"{DATA}/analysis/filters_per_layer.csv",
+        early_filters=f"{DATA}/analysis/early_filters.nc",
+        dot_selectivity=f"{DATA}/analysis/dot_selectivity.csv",
+        dot_ablation=f"{DATA}/analysis/dot_ablation.csv",
     output:
         summary=f"{DATA}/summary.json",
     params:

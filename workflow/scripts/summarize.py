@@ -16,5 +16,13 @@ with logging_to(snakemake.log[0]):
         member_paths=snakemake.input.members,
         evaluation_paths=snakemake.input.evaluations,
         compact_tables=snakemake.input.compact_models,
+        closed_loop_scores=snakemake.input.closed_loop_scores,
+        closed_loop_adversarial=snakemake.input.closed_loop_adversarial,
+        analysis={
+            "filters_table": snakemake.input.filters_table,
+            "early_filters": snakemake.input.early_filters,
+            "selectivity": snakemake.input.dot_selectivity,
+            "ablation": snakemake.input.dot_ablation,
+        },
         simulated=snakemake.params.simulated,
     )

@@ -1,0 +1,161 @@
+# How the compact models compute (analyses), and the paper's four figures (PNG for the report, PDF for papers).
+
+
+rule analyze_compressibility:
+    input:
+        models=expand(f"{DATA}/compact/{{session}}/models.csv", session=COMPACT_SESSIONS),
+    output:
+        table=f"{DATA}/analysis/filters_per_layer.csv",
+        early_filters=f"{DATA}/analysis/early_filters.nc",
+    params:
+        analysis=section("analysis"),
+        seed=config["seed"],
+    log:
+        f"{DATA}/logs/analyze_compressibility.log",
+    benchmark:
+        f"{DATA}/benchmarks/analyze_compressibility.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        ENV
+    script:
+        "../scripts/analyze_compressibility.py"
+
+
+rule analyze_dots:
+    input:
+        models=expand(f"{DATA}/compact/{{session}}/models.csv", session=COMPACT_SESSIONS),
+        stimulus_sets=expand(f"{DATA}/synthesis/{{session}}/stimulus_set", session=COMPACT_SESSIONS),
+        truths=[path for session in COMPACT_SESSIONS for path in truth_of(session)],
+    output:
+        selectivity=f"{DATA}/analysis/dot_selectivity.csv",
+        tuning=f"{DATA}/analysis/dot_tuning.csv",
+        ablation=f"{DATA}/analysis/dot_ablation.csv",
+    params:
+        analysis=section("analysis"),
+    log:
+        f"{DATA}/logs/analyze_dots.log",
+    benchmark:
+        f"{DATA}/benchmarks/analyze_dots.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        ENV
+    script:
+        "../scripts/analyze_dots.py"
+
+
+rule figure_accuracy:
+    input:
+        evaluations=expand(f"{DATA}/evaluation/{{session}}.csv", session=COMPACT_SESSIONS),
+        members=member_files(),
+        models=expand(f"{DATA}/compact/{{session}}/models.csv", session=COMPACT_SESSIONS),
+    output:
+        png=report(
+            f"{DATA}/figures/fig1_accuracy.png",
+            caption="../report/fig1_accuracy.rst",
+            category="Figures",
+            labels={"figure": "1: accuracy and size"},
+        ),
+        pdf=f"{DATA}/figures/fig1_accuracy.pdf",
+    log:
+        f"{DATA}/logs/figure_accuracy.log",
+    benchmark:
+        f"{DATA}/benchmarks/figure_accuracy.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        ENV
+    script:
+        "../scripts/figure_accuracy.py"
+
+
+rule figure_synthesis:
+    input:
+        stimulus_sets=expand(f"{DATA}/synthesis/{{session}}/stimulus_set", session=COMPACT_SESSIONS),
+        scores=expand(f"{DATA}/closed_loop/{{session}}/scores.csv", session=CLOSED_LOOP_SESSIONS),
+        loops=expand(f"{DATA}/closed_loop/{{session}}/session.nc", session=CLOSED_LOOP_SESSIONS),
+    output:
+        png=report(
+            f"{DATA}/figures/fig2_synthesis.png",
+            caption="../report/fig2_synthesis.rst",
+            category="Figures",
+            labels={"figure": "2: synthesised images and the closed loop"},
+        ),
+        pdf=f"{DATA}/figures/fig2_synthesis.pdf",
+    log:
+        f"{DATA}/logs/figure_synthesis.log",
+    benchmark:
+        f"{DATA}/benchmarks/figure_synthesis.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        ENV
+    script:
+        "../scripts/figure_synthesis.py"
+
+
+rule figure_compressibility:
+    input:
+        table=f"{DATA}/analysis/filters_per_layer.csv",
+        early_filters=f"{DATA}/analysis/early_filters.nc",
+    output:
+        png=report(
+            f"{DATA}/figures/fig3_compressibility.png",
+            caption="../report/fig3_compressibility.rst",
+            category="Figures",
+            labels={"figure": "3: compressibility and the consolidation step"},
+        ),
+        pdf=f"{DATA}/figures/fig3_compressibility.pdf",
+    params:
+        initial_filters=config["compact"]["filters"],
+    log:
+        f"{DATA}/logs/figure_compressibility.log",
+    benchmark:
+        f"{DATA}/benchmarks/figure_compressibility.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        ENV
+    script:
+        "../scripts/figure_compressibility.py"
+
+
+rule figure_dots:
+    input:
+        selectivity=f"{DATA}/analysis/dot_selectivity.csv",
+        tuning=f"{DATA}/analysis/dot_tuning.csv",
+        ablation=f"{DATA}/analysis/dot_ablation.csv",
+        stimulus_sets=expand(f"{DATA}/synthesis/{{session}}/stimulus_set", session=COMPACT_SESSIONS),
+    output:
+        png=report(
+            f"{DATA}/figures/fig4_dots.png",
+            caption="../report/fig4_dots.rst",
+            category="Figures",
+            labels={"figure": "4: a dot detector"},
+        ),
+        pdf=f"{DATA}/figures/fig4_dots.pdf",
+    params:
+        threshold=config["analysis"]["dot_threshold"],
+    log:
+        f"{DATA}/logs/figure_dots.log",
+    benchmark:
+        f"{DATA}/benchmarks/figure_dots.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        ENV
+    script:
+        "../scripts/figure_dots.py"
