@@ -76,6 +76,27 @@ def test_cowley_dag_plans_ingest(tmp_path: Path) -> None:
     assert "ingest_cowley_session" in result.stdout and " 11" in result.stdout.split("ingest_cowley_session")[1][:20]
 
 
+def test_real_data_closed_loop_is_scored_once_its_recording_is_named(tmp_path: Path) -> None:
+    """With real data the stimulus set is exported; naming the next session's NWB file plans its scoring."""
+    config = yaml.safe_load(TINY_CONFIG.read_text())
+    config.pop("virtual_lab")
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    for session in config["sessions"]:
+        (raw / f"{session['id']}.nwb").touch()  # a dry run reads no data
+    config["source"] = {"kind": "nwb", "path": str(raw)}
+    (tmp_path / "nwb.yaml").write_text(yaml.safe_dump(config))
+    result = snakemake(tmp_path, "--configfile", str(tmp_path / "nwb.yaml"), "--dry-run", "--quiet", "rules")
+    jobs = job_counts(result.stdout)
+    assert jobs["collect_stimuli"] == 1 and "score_closed_loop" not in jobs and "simulate_closed_loop" not in jobs
+    (tmp_path / "next.nwb").touch()
+    config["closed_loop"]["recordings"] = {"t05": str(tmp_path / "next.nwb")}
+    (tmp_path / "nwb.yaml").write_text(yaml.safe_dump(config))
+    result = snakemake(tmp_path, "--configfile", str(tmp_path / "nwb.yaml"), "--dry-run", "--quiet", "rules")
+    jobs = job_counts(result.stdout)
+    assert jobs["preprocess_closed_loop"] == 1 and jobs["score_closed_loop"] == 1 and "simulate_closed_loop" not in jobs
+
+
 def test_unknown_config_key_stops_before_anything_runs(tmp_path: Path) -> None:
     config = yaml.safe_load(TINY_CONFIG.read_text())
     config["preprocess"]["widnow_ms"] = 100
@@ -240,6 +261,12 @@ def check_figures_and_report(workdir: Path, data: Path) -> None:
     assert "fig4_dots.png" in text and "a dot-detecting compact model" in text
 
 
+def job_counts(output: str) -> dict[str, int]:
+    """rule -> jobs, from a dry run's job table (without the total)."""
+    rows = [line.split() for line in output.splitlines()]
+    return {row[0]: int(row[1]) for row in rows if len(row) == 2 and row[1].isdigit() and row[0] != "total"}
+
+
 def planned_jobs(workdir: Path, **changes: dict) -> dict[str, int]:
     """The jobs a dry run plans after changing config values: exactly those that use them."""
     config = yaml.safe_load(TINY_CONFIG.read_text())
@@ -250,5 +277,4 @@ def planned_jobs(workdir: Path, **changes: dict) -> dict[str, int]:
     changed = workdir / "changed.yaml"
     changed.write_text(yaml.safe_dump(config))
     result = snakemake(workdir, "--configfile", str(changed), "--dry-run", "--quiet", "rules")
-    rows = [line.split() for line in result.stdout.splitlines()]
-    return {row[0]: int(row[1]) for row in rows if len(row) == 2 and row[1].isdigit() and row[0] != "total"}
+    return job_counts(result.stdout)
