@@ -6,9 +6,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CONFIG ?= config.yaml
 CORES ?= 2
-SNAKEMAKE := $(BIN)/snakemake --workflow-profile workflow/profiles/default --cores $(CORES) --configfile $(CONFIG)
+SNAKEMAKE := $(BIN)/snakemake --workflow-profile profiles/default --cores $(CORES) --configfile $(CONFIG)
 
-.PHONY: install run dry-run test bench lint clean
+.PHONY: install run dry-run test test-slurm bench lint verify clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,11 +25,22 @@ run: install
 	@echo "Summary: results/$(DATASET)/summary.json"
 	@echo "Report:  results/$(DATASET)/report.html"
 
+# Rerun the whole pipeline from the raw data into a fresh folder and compare it with results/<dataset>/MANIFEST.
+VERIFY_DIR ?= $(CURDIR)/.verify
+verify: install
+	rm -rf $(VERIFY_DIR) && mkdir -p $(VERIFY_DIR)
+	$(BIN)/snakemake --snakefile $(CURDIR)/Snakefile --directory $(VERIFY_DIR) --workflow-profile $(CURDIR)/profiles/default --cores $(CORES) --configfile $(abspath $(CONFIG))
+	$(BIN)/python -m compactcortex.manifest results/$(DATASET)/MANIFEST $(VERIFY_DIR)/results/$(DATASET)
+
 dry-run: install
 	$(SNAKEMAKE) --dry-run
 
 test: install
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -m "not slurm"
+
+# The pipeline on a real one-node SLURM cluster that the test starts and stops (needs slurm-wlm, munge and root).
+test-slurm: install
+	$(BIN)/python -m pytest -m slurm -rs
 
 bench: install
 	$(BIN)/python -m compactcortex.bench

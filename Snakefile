@@ -13,6 +13,9 @@ configfile: Path(workflow.basedir) / "config.yaml"
 
 
 config.update(validate_config(config, source="the configuration (config.yaml and --configfile/--config)"))
+# A relative data path is relative to the repository (this file), wherever Snakemake runs (--directory, make verify).
+if config["source"].get("path") and not Path(config["source"]["path"]).is_absolute():
+    config["source"]["path"] = str((Path(workflow.basedir) / config["source"]["path"]).resolve())
 
 
 include: "workflow/rules/common.smk"
@@ -34,3 +37,4 @@ rule all:
         rules.figure_synthesis.output,
         rules.figure_compressibility.output,
         rules.figure_dots.output,
+        rules.manifest.output,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +16,27 @@ from compactcortex.recording import Recording, concatenate_spike_trains
 REPOSITORY = Path(__file__).resolve().parents[1]
 TINY_CONFIG = REPOSITORY / "tests" / "config" / "tiny.yaml"
 COWLEY_DIR = REPOSITORY.parent / "shared" / "data" / "cowley2023"
+SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(REPOSITORY / "Snakefile")]
+
+
+def run_snakemake(
+    workdir: Path, *args: str, check: bool = True, env: dict | None = None, cores: bool = True
+) -> subprocess.CompletedProcess:
+    command = [*SNAKEMAKE, "--directory", str(workdir), *(["--cores", "2"] if cores else []), *args]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=900, env=env)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{' '.join(command)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}")
+    return result
+
+
+@pytest.fixture(scope="session")
+def tiny_local_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One complete local run of the tiny configuration (shared by the end-to-end and SLURM tests)."""
+    workdir = tmp_path_factory.mktemp("tiny_local")
+    run_snakemake(
+        workdir, "--configfile", str(TINY_CONFIG), "--workflow-profile", str(REPOSITORY / "profiles" / "default")
+    )
+    return workdir
 
 
 @pytest.fixture

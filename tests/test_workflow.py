@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,17 +12,11 @@ import pytest
 import xarray as xr
 import yaml
 
-from tests.conftest import COWLEY_DIR, REPOSITORY, TINY_CONFIG
-
-SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(REPOSITORY / "Snakefile")]
+from tests.conftest import COWLEY_DIR, REPOSITORY, SNAKEMAKE, TINY_CONFIG, run_snakemake
 
 
 def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    command = [*SNAKEMAKE, "--directory", str(workdir), "--cores", "2", *args]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
-    if check and result.returncode != 0:
-        raise AssertionError(f"{' '.join(command)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}")
-    return result
+    return run_snakemake(workdir, *args, check=check)
 
 
 def test_lint_is_clean() -> None:
@@ -61,8 +54,9 @@ def test_default_dag_plans_every_session(tmp_path: Path) -> None:
         "figure_compressibility": 1,
         "figure_dots": 1,
         "summary": 1,
+        "manifest": 1,
         "all": 1,
-        "total": 64,
+        "total": 65,
     }, result.stdout
 
 
@@ -108,10 +102,8 @@ def test_unknown_config_key_stops_before_anything_runs(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_tiny_pipeline_end_to_end(tmp_path: Path) -> None:
-    snakemake(
-        tmp_path, "--configfile", str(TINY_CONFIG), "--workflow-profile", str(REPOSITORY / "workflow/profiles/default")
-    )
+def test_tiny_pipeline_end_to_end(tiny_local_run: Path) -> None:
+    tmp_path = tiny_local_run
     data = tmp_path / "results" / "tiny"
     summary = json.loads((data / "summary.json").read_text())
     assert summary["data"]["n_sessions"] == 5 and summary["data"]["n_neurons"] == 3 * 8 + 6 + 8
@@ -147,6 +139,7 @@ def test_tiny_pipeline_end_to_end(tmp_path: Path) -> None:
     check_compact_models(data, n_reliable, summary)
     check_synthesis(data, n_reliable, summary)
     check_figures_and_report(tmp_path, data)
+    check_manifest(data)
     again = snakemake(tmp_path, "--configfile", str(TINY_CONFIG), "--dry-run")
     assert "Nothing to be done" in again.stdout + again.stderr
     # A dry run cannot list the compress_neurons jobs behind a checkpoint that reruns: they are planned once
@@ -265,6 +258,18 @@ def job_counts(output: str) -> dict[str, int]:
     """rule -> jobs, from a dry run's job table (without the total)."""
     rows = [line.split() for line in output.splitlines()]
     return {row[0]: int(row[1]) for row in rows if len(row) == 2 and row[1].isdigit() and row[0] != "total"}
+
+
+def check_manifest(data: Path) -> None:
+    """MANIFEST lists every output (not logs, benchmarks or the report) with its sha256, and the software."""
+    from compactcortex.provenance import sha256_file
+
+    manifest = json.loads((data / "MANIFEST").read_text())
+    files = manifest["files"]
+    assert files["summary.json"] == sha256_file(data / "summary.json")
+    assert "figures/fig4_dots.pdf" in files and "compact/t05/models.csv" in files and "raw/t05.nwb" in files
+    assert not any(name.startswith(("logs/", "benchmarks/")) or name == "report.html" for name in files)
+    assert manifest["config"]["dataset"] == "tiny" and manifest["packages"]["torch"].startswith("2.13.0")
 
 
 def planned_jobs(workdir: Path, **changes: dict) -> dict[str, int]:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import itertools
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
 import h5py
+import hdmf.container
 import numpy as np
 from hdmf.backends.hdf5.h5_utils import H5DataIO
 from pynwb import NWBHDF5IO, NWBFile
@@ -22,6 +26,19 @@ from compactcortex.recording import Recording
 IMAGE_TYPE_COLUMN = "image_type"
 
 
+@contextmanager
+def reproducible_object_ids(name: str) -> Iterator[None]:
+    """NWB gives every object a random UUID (hdmf's ``uuid4``); within this block they are derived from ``name``
+    and the order of creation instead, so the same recording written twice gives the same bytes."""
+    counter = itertools.count()
+    random_uuid4 = hdmf.container.uuid4
+    hdmf.container.uuid4 = lambda: uuid.uuid5(uuid.NAMESPACE_URL, f"{name}/object/{next(counter)}")
+    try:
+        yield
+    finally:
+        hdmf.container.uuid4 = random_uuid4
+
+
 def write_recording_nwb(
     path: str | Path,
     recording: Recording,
@@ -31,11 +48,25 @@ def write_recording_nwb(
     spike_time_resolution_s: float = 1 / 30000,
     session_start_time: datetime = datetime(2026, 1, 1, tzinfo=UTC),
 ) -> None:
-    """Write `recording` as an NWB file, atomically (the file appears complete or not at all)."""
+    """Write `recording` as an NWB file, atomically (the file appears complete or not at all); the same recording
+    always gives the same bytes (fixed dates, object ids derived from the session)."""
+    with reproducible_object_ids(f"compactcortex/{recording.monkey}/{recording.session}"):
+        _write_recording_nwb(path, recording, template_name, image_column, spike_time_resolution_s, session_start_time)
+
+
+def _write_recording_nwb(
+    path: str | Path,
+    recording: Recording,
+    template_name: str,
+    image_column: str,
+    spike_time_resolution_s: float,
+    session_start_time: datetime,
+) -> None:
     nwbfile = NWBFile(
         session_description=recording.description or f"session {recording.session}",
         identifier=str(uuid.uuid5(uuid.NAMESPACE_URL, f"compactcortex/{recording.monkey}/{recording.session}")),
         session_start_time=session_start_time,
+        file_create_date=session_start_time,  # not the clock: the same recording gives the same bytes
         session_id=recording.session,
         experimenter=[recording.metadata.get("experimenter", "Lab, Virtual")],
         lab=recording.metadata.get("lab", "virtual V4 lab"),

@@ -115,7 +115,6 @@ def compact_summary(compact_tables: Sequence[str | Path], ensemble_params: int) 
         "median_fidelity_r2_unpruned": _number(median_ignoring_nan(table["fidelity_r2_unpruned"].to_numpy())),
         "filters_per_layer_median": [_number(v) for v in np.median(filters, axis=0)],
         "n_models": len(table),
-        "median_prune_seconds": _number(float(np.median(table["prune_seconds"]))),
     }
 
 

@@ -3,6 +3,13 @@ import re
 from pathlib import Path
 
 from compactcortex.config import session_roles, sorted_keys
+from compactcortex.resources import (
+    compression_resources,
+    feature_resources,
+    member_resources,
+    pool_size,
+    synthesis_resources,
+)
 
 DATA = f"results/{config['dataset']}"
 SOURCE = config["source"]
@@ -174,3 +181,31 @@ def closed_loop_recording(wildcards):
 def closed_loop_truth(wildcards):
     """The true rates of the closed-loop session, where the data are simulated."""
     return [f"{DATA}/closed_loop/{wildcards.session}/truth.nc"] if SOURCE["kind"] == "virtual_lab" else []
+
+
+def images_per_session(session):
+    """A session's image count where the config knows it (the virtual lab's designs), else a generous guess."""
+    if SOURCE["kind"] != "virtual_lab":
+        return UNKNOWN_SESSION_IMAGES
+    return sum(config["virtual_lab"]["roles"][ROLES[session]]["images"].values())
+
+
+UNKNOWN_SESSION_IMAGES = 5000
+COMPRESSION_RESOURCES = compression_resources(config["compact"], pool_image_size())
+SYNTHESIS_RESOURCES = synthesis_resources(config["synthesis"], config["compact"], pool_image_size())
+MEMBER_RESOURCES = member_resources(
+    config["ensemble"],
+    sum(images_per_session(session) for session in TRAIN_SESSIONS),
+    config["features"]["input_size"] // 8,
+)
+
+
+def feature_job_resources(wildcards):
+    """Backbone features of one image set: its image count from the config."""
+    if wildcards.image_set in DISTILLATION_POOLS:
+        n_images = pool_size(config["compact"])
+    elif wildcards.image_set == CANDIDATE_POOL:
+        n_images = sum(config["active_learning"]["pool"]["images"].values())
+    else:
+        n_images = images_per_session(wildcards.image_set)
+    return feature_resources(config["features"], n_images)

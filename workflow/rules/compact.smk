@@ -88,8 +88,8 @@ rule compress_neurons:
         f"{DATA}/benchmarks/compress_neurons/{{session}}_{{chunk}}.tsv"
     threads: config["compact"]["threads"]
     resources:
-        mem_mb=4000,
-        runtime=lambda wildcards: 30 + 2 * config["compact"]["neurons_per_job"],
+        mem_mb=COMPRESSION_RESOURCES["mem_mb"],
+        runtime=COMPRESSION_RESOURCES["runtime"],
         gpu=gpus(config["compact"]["device"]),
     conda:
         ENV

@@ -15,8 +15,8 @@ rule extract_features:
         f"{DATA}/benchmarks/extract_features/{{image_set}}.tsv"
     threads: 2
     resources:
-        mem_mb=6000,
-        runtime=60,
+        mem_mb=lambda wildcards: feature_job_resources(wildcards)["mem_mb"],
+        runtime=lambda wildcards: feature_job_resources(wildcards)["runtime"],
         gpu=gpus(config["features"]["device"]),
     conda:
         ENV
@@ -43,8 +43,8 @@ rule train_member:
         f"{DATA}/benchmarks/train_member/member{{member}}.tsv"
     threads: config["ensemble"]["threads"]
     resources:
-        mem_mb=8000,
-        runtime=240,
+        mem_mb=MEMBER_RESOURCES["mem_mb"],
+        runtime=MEMBER_RESOURCES["runtime"],
         gpu=gpus(config["ensemble"]["device"]),
     conda:
         ENV

@@ -36,3 +36,28 @@ rule summary:
         ENV
     script:
         "../scripts/summarize.py"
+
+
+rule manifest:
+    input:
+        rules.summary.output,
+        rules.figure_accuracy.output,
+        rules.figure_synthesis.output,
+        rules.figure_compressibility.output,
+        rules.figure_dots.output,
+    output:
+        manifest=f"{DATA}/MANIFEST",
+    params:
+        config=sorted_keys(config),
+    log:
+        f"{DATA}/logs/manifest.log",
+    benchmark:
+        f"{DATA}/benchmarks/manifest.tsv"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    conda:
+        ENV
+    script:
+        "../scripts/manifest.py"

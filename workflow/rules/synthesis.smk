@@ -16,8 +16,8 @@ rule synthesize_images:
         f"{DATA}/benchmarks/synthesize_images/{{session}}_{{chunk}}.tsv"
     threads: config["synthesis"]["threads"]
     resources:
-        mem_mb=4000,
-        runtime=lambda wildcards: 10 + 2 * config["compact"]["neurons_per_job"],
+        mem_mb=SYNTHESIS_RESOURCES["mem_mb"],
+        runtime=SYNTHESIS_RESOURCES["runtime"],
         gpu=gpus(config["synthesis"]["device"]),
     conda:
         ENV

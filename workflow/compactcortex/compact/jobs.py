@@ -27,6 +27,9 @@ from compactcortex.provenance import code_version, provenance_attrs
 log = logging.getLogger(__name__)
 
 
+TIMINGS = "timings.tsv"  # per neuron: seconds of distillation, pruning and retraining (beside the cards)
+
+
 def chunk_name(index: int) -> str:
     return f"chunk{index:03d}"
 
@@ -114,9 +117,12 @@ def compress_chunk_job(
                 "config_sha256": config_sha256({"compact": dict(compact), "seed": seed}),
                 "code_version": code_version(),
                 "source_sha256": json.loads(provenance["source_sha256"]),
-                **{key: value for key, value in report.items() if key != "neuron"},
+                # wall-clock times vary from run to run: kept out of the card (whose checksum later outputs record)
+                **{key: value for key, value in report.items() if key not in ("neuron", "seconds")},
             }
             save_compact_model(model, card, temporary, report["neuron"])
+        timings = pd.DataFrame([{"neuron": report["neuron"], **report["seconds"]} for _, report in results])
+        timings.to_csv(temporary / TIMINGS, sep="\t", index=False, float_format="%.3f")
 
 
 def card_paths(chunk_dirs: Sequence[str]) -> list[Path]:
@@ -142,7 +148,6 @@ def collect_compact_session_job(
                 "fidelity_r2_unpruned": card["fidelity_r2_unpruned"],
                 "r2_er": card["r2_er"],
                 "r": card["r"],
-                "prune_seconds": card["seconds"]["prune"],
                 "card": os.path.relpath(path, Path(table_output).parent),  # relative to this table's folder
             }
         )

@@ -58,5 +58,7 @@ def save_figure(figure: Figure, png: str | Path, pdf: str | Path) -> None:
     """Write the figure as PNG and PDF (each atomically) and close it."""
     for path, kind in ((png, "png"), (pdf, "pdf")):
         with atomic_path(path) as temporary:
-            figure.savefig(temporary, format=kind, bbox_inches="tight")
+            # no creation date: the same figure gives the same bytes (make verify)
+            metadata = {"CreationDate": None} if kind == "pdf" else None
+            figure.savefig(temporary, format=kind, bbox_inches="tight", metadata=metadata)
     plt.close(figure)

@@ -1,0 +1,49 @@
+"""Cluster resources grow with the config's sizes, so a paper-scale config asks for paper-scale jobs."""
+
+from __future__ import annotations
+
+from compactcortex.config import load_config
+from compactcortex.resources import (
+    MIN_RUNTIME,
+    compression_resources,
+    feature_resources,
+    member_resources,
+    synthesis_resources,
+)
+from tests.conftest import REPOSITORY
+
+CONFIG = load_config(REPOSITORY / "config.yaml")
+
+
+def bigger(section: dict, **changes) -> dict:
+    return {**section, **changes}
+
+
+def test_compression_runtime_and_memory_scale_with_the_work() -> None:
+    compact = CONFIG["compact"]
+    base = compression_resources(compact, 64)
+    long = compression_resources(bigger(compact, steps=20 * compact["steps"]), 64)
+    wide = compression_resources(bigger(compact, filters=100, image_size=112), 64)
+    assert base["runtime"] >= MIN_RUNTIME and long["runtime"] > 10 * base["runtime"] / 2
+    assert wide["runtime"] > long["runtime"] and wide["mem_mb"] > base["mem_mb"]
+    more_neurons = compression_resources(bigger(compact, steps=20 * compact["steps"], neurons_per_job=8), 64)
+    assert more_neurons["runtime"] > 1.5 * long["runtime"]
+    on_gpu = compression_resources(bigger(compact, steps=20 * compact["steps"], device="cuda"), 64)
+    assert on_gpu["runtime"] < long["runtime"]
+    pool = dict(compact["pool"], images={"natural": 1_000_000})
+    assert compression_resources(bigger(compact, pool=pool), 64)["mem_mb"] > 10 * base["mem_mb"]
+
+
+def test_synthesis_member_and_feature_resources_scale() -> None:
+    synthesis, compact = CONFIG["synthesis"], CONFIG["compact"]
+    base = synthesis_resources(synthesis, compact, 64)
+    paper = synthesis_resources(bigger(synthesis, steps=1000, starts=10), bigger(compact, filters=100), 112)
+    assert paper["runtime"] > base["runtime"]
+    ensemble = CONFIG["ensemble"]
+    small = member_resources(ensemble, 2500, 16)
+    wide = member_resources(bigger(ensemble, width=512, bottleneck=256, residual_blocks=4, epochs=60), 50_000, 14)
+    assert wide["runtime"] > 10 * small["runtime"]
+    assert (
+        feature_resources(CONFIG["features"], 1_000_000)["runtime"]
+        > feature_resources(CONFIG["features"], 1000)["runtime"]
+    )
