@@ -151,7 +151,7 @@ def test_tiny_pipeline_end_to_end(tiny_local_run: Path) -> None:
     compression = {"teacher_labels": 1, "plan_compression": 1, **models}
     downstream = {"extract_features": 6, "train_member": 2, "map_session": 1, "task_driven_session": 1,
                   "evaluate_session": 1, "select_active_learning_images": 1, "distillation_pool": 1,
-                  **compression, "summary": 1, "all": 1}  # fmt: skip
+                  **compression, "summary": 1, "manifest": 1, "all": 1}  # fmt: skip
     assert planned_jobs(tmp_path, preprocess={"window_ms": 80}) == {"preprocess_session": 5, **downstream}
     assert planned_jobs(tmp_path, virtual_lab={"spiking": {"gain_cv": 0.2}}) == {
         "simulate_session": 5,
@@ -160,15 +160,16 @@ def test_tiny_pipeline_end_to_end(tiny_local_run: Path) -> None:
     }
     assert planned_jobs(tmp_path, mapping={"cv_folds": 3}) == {
         "map_session": 1, "evaluate_session": 1, "select_active_learning_images": 1, **compression, "summary": 1,
-        "all": 1,
+        "manifest": 1, "all": 1,
     }  # fmt: skip
     # a compression setting reruns the session's compression jobs (3 chunks) and what uses their models, only
     assert planned_jobs(tmp_path, compact={"retrain_steps": 20}) == {
-        "compress_neurons": 3, "synthesize_images": 3, **models, "evaluate_session": 1, "summary": 1, "all": 1,
+        "compress_neurons": 3, "synthesize_images": 3, **models, "evaluate_session": 1, "summary": 1, "manifest": 1,
+        "all": 1,
     }  # fmt: skip
     # a synthesis setting reruns the synthesis (3 chunks), the closed loop and what uses them, not the models
     assert planned_jobs(tmp_path, synthesis={"steps": 20}) == {
-        "synthesize_images": 3, **synthesis, "summary": 1, "all": 1,
+        "synthesize_images": 3, **synthesis, "summary": 1, "manifest": 1, "all": 1,
     }  # fmt: skip
     assert planned_jobs(tmp_path, synthesis={"threads": 2}) == {}
     # how the neurons are split into jobs, and threads, change no model
