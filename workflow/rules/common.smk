@@ -209,3 +209,14 @@ def feature_job_resources(wildcards):
     else:
         n_images = images_per_session(wildcards.image_set)
     return feature_resources(config["features"], n_images)
+
+
+def _without_threads(value):
+    if isinstance(value, dict):
+        return {key: _without_threads(item) for key, item in value.items() if key != "threads"}
+    return value
+
+
+def outputs_config():
+    """The config the outputs depend on, for the MANIFEST: all of it but the threads (which change no output)."""
+    return sorted_keys(_without_threads(config))

@@ -48,7 +48,7 @@ rule manifest:
     output:
         manifest=f"{DATA}/MANIFEST",
     params:
-        config=sorted_keys(config),
+        config=outputs_config(),
     log:
         f"{DATA}/logs/manifest.log",
     benchmark:
