@@ -55,7 +55,10 @@ def extract_features(
         device=device,
         progress=True,
     )
-    with atomic_path(output_path) as temporary:
+    with (
+        atomic_path(output_path) as temporary,
+        open(temporary, "wb") as handle,
+    ):  # a handle: given a path, torch names the archive after the (random) temporary file
         torch.save(
             {
                 "backbone": features["backbone"],
@@ -65,7 +68,7 @@ def extract_features(
                 "n_parameters": {layer: backbone.n_parameters(layer) for layer in layers},
                 "provenance": provenance_attrs({"features": dict(features)}, [images_path]),
             },
-            temporary,
+            handle,
         )
     shapes = ", ".join(f"{layer} {tuple(values.shape[1:])}" for layer, values in extracted.items())
     log.info("%s: %d images -> %s", output_path, len(image_ids), shapes)

@@ -39,8 +39,11 @@ def save_compact_model(model: CompactModel, card: Mapping[str, Any], directory: 
     """Write ``<name>.pt`` and ``<name>.json`` into ``directory`` (atomically); returns the card's path."""
     directory = Path(directory)
     state_path = directory / f"{name}.pt"
-    with atomic_path(state_path) as temporary:
-        torch.save({key: value.detach().cpu() for key, value in model.state_dict().items()}, temporary)
+    with (
+        atomic_path(state_path) as temporary,
+        open(temporary, "wb") as handle,
+    ):  # a handle: given a path, torch names the archive after the (random) temporary file
+        torch.save({key: value.detach().cpu() for key, value in model.state_dict().items()}, handle)
     full_card = {
         "format": CARD_FORMAT,
         **dict(card),

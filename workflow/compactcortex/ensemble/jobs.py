@@ -57,7 +57,10 @@ def train_member_job(
     result = train_member(member, sessions, validation, shape, settings, checkpoint)
     trained = Member(shape, {s.session: s.n_neurons for s in sessions}, _embedding_hw(result["state_dict"]))
     trained.load_state_dict(result["state_dict"])
-    with atomic_path(output) as temporary:
+    with (
+        atomic_path(output) as temporary,
+        open(temporary, "wb") as handle,
+    ):  # a handle: given a path, torch names the archive after the (random) temporary file
         torch.save(
             {
                 "member": member,
@@ -75,7 +78,7 @@ def train_member_job(
                     [*train_datasets, validation_dataset],
                 ),
             },
-            temporary,
+            handle,
         )
     Path(checkpoint).unlink(missing_ok=True)
     log.info(
@@ -130,14 +133,17 @@ def map_session_job(
     write_predictions(
         predictions_output, predictions, session, params, [dataset, *member_paths], member=np.arange(len(members))
     )
-    with atomic_path(readouts_output) as temporary:
+    with (
+        atomic_path(readouts_output) as temporary,
+        open(temporary, "wb") as handle,
+    ):  # a handle: given a path, torch names the archive after the (random) temporary file
         torch.save(
             {
                 "method": settings.method,
                 "neuron_ids": [str(n) for n in session.neuron_ids],
                 "readouts": [m.state_dict() if isinstance(m, FactorisedReadout) else m for m in mappings],
             },
-            temporary,
+            handle,
         )
 
 

@@ -183,7 +183,10 @@ def _fresh_state() -> dict[str, Any]:
 
 def _save_checkpoint(path: Path, member, optimizer, scheduler, state: dict, identity: dict) -> None:  # noqa: ANN001
     """Written atomically after every epoch: a kill leaves the previous epoch's checkpoint intact."""
-    with atomic_path(path) as temporary:
+    with (
+        atomic_path(path) as temporary,
+        open(temporary, "wb") as handle,
+    ):  # a handle: given a path, torch names the archive after the (random) temporary file
         torch.save(
             {
                 "member": _cpu_state(member),
@@ -192,7 +195,7 @@ def _save_checkpoint(path: Path, member, optimizer, scheduler, state: dict, iden
                 "state": state,
                 "identity": identity,
             },
-            temporary,
+            handle,
         )
 
 
