@@ -8,6 +8,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 
 @contextlib.contextmanager
@@ -30,6 +31,15 @@ def _current_umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def save_torch_atomic(value: Any, path: str | Path) -> None:
+    """``torch.save``, atomically. Written through a file handle: given a path, torch names the archive inside the
+    file after it, and the temporary name is random, so the same value would not give the same bytes."""
+    import torch
+
+    with atomic_path(path) as temporary, open(temporary, "wb") as handle:
+        torch.save(value, handle)
 
 
 def write_text_atomic(path: str | Path, text: str) -> None:

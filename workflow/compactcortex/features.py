@@ -11,7 +11,7 @@ import numpy as np
 import torch
 import xarray as xr
 
-from compactcortex.atomic import atomic_path
+from compactcortex.atomic import save_torch_atomic
 from compactcortex.backbones import load_backbone
 from compactcortex.errors import InputDataError
 from compactcortex.provenance import provenance_attrs
@@ -55,21 +55,17 @@ def extract_features(
         device=device,
         progress=True,
     )
-    with (
-        atomic_path(output_path) as temporary,
-        open(temporary, "wb") as handle,
-    ):  # a handle: given a path, torch names the archive after the (random) temporary file
-        torch.save(
-            {
-                "backbone": features["backbone"],
-                "input_size": features["input_size"],
-                "image_ids": [str(image) for image in image_ids],
-                "layers": {layer: torch.from_numpy(values).to(torch.float16) for layer, values in extracted.items()},
-                "n_parameters": {layer: backbone.n_parameters(layer) for layer in layers},
-                "provenance": provenance_attrs({"features": dict(features)}, [images_path]),
-            },
-            handle,
-        )
+    save_torch_atomic(
+        {
+            "backbone": features["backbone"],
+            "input_size": features["input_size"],
+            "image_ids": [str(image) for image in image_ids],
+            "layers": {layer: torch.from_numpy(values).to(torch.float16) for layer, values in extracted.items()},
+            "n_parameters": {layer: backbone.n_parameters(layer) for layer in layers},
+            "provenance": provenance_attrs({"features": dict(features)}, [images_path]),
+        },
+        output_path,
+    )
     shapes = ", ".join(f"{layer} {tuple(values.shape[1:])}" for layer, values in extracted.items())
     log.info("%s: %d images -> %s", output_path, len(image_ids), shapes)
 

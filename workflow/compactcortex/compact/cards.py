@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from compactcortex.atomic import atomic_path, write_text_atomic
+from compactcortex.atomic import save_torch_atomic, write_text_atomic
 from compactcortex.compact.model import CompactModel
 from compactcortex.errors import InputDataError
 from compactcortex.provenance import sha256_file
@@ -39,11 +39,7 @@ def save_compact_model(model: CompactModel, card: Mapping[str, Any], directory: 
     """Write ``<name>.pt`` and ``<name>.json`` into ``directory`` (atomically); returns the card's path."""
     directory = Path(directory)
     state_path = directory / f"{name}.pt"
-    with (
-        atomic_path(state_path) as temporary,
-        open(temporary, "wb") as handle,
-    ):  # a handle: given a path, torch names the archive after the (random) temporary file
-        torch.save({key: value.detach().cpu() for key, value in model.state_dict().items()}, handle)
+    save_torch_atomic({key: value.detach().cpu() for key, value in model.state_dict().items()}, state_path)
     full_card = {
         "format": CARD_FORMAT,
         **dict(card),

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 import xarray as xr
 
-from compactcortex.atomic import atomic_path
+from compactcortex.atomic import atomic_path, save_torch_atomic
 from compactcortex.ensemble.data import SessionData, halves, load_session
 from compactcortex.ensemble.mapping import MappingSettings, map_members
 from compactcortex.ensemble.model import CoreShape, FactorisedReadout, Member, count_parameters
@@ -57,29 +57,25 @@ def train_member_job(
     result = train_member(member, sessions, validation, shape, settings, checkpoint)
     trained = Member(shape, {s.session: s.n_neurons for s in sessions}, _embedding_hw(result["state_dict"]))
     trained.load_state_dict(result["state_dict"])
-    with (
-        atomic_path(output) as temporary,
-        open(temporary, "wb") as handle,
-    ):  # a handle: given a path, torch names the archive after the (random) temporary file
-        torch.save(
-            {
-                "member": member,
-                "shape": shape.as_dict(),
-                "neurons_per_session": {s.session: s.n_neurons for s in sessions},
-                "neuron_ids": {s.session: [str(n) for n in s.neuron_ids] for s in sessions},
-                "state_dict": result["state_dict"],
-                "validation_score": result["validation_score"],
-                "best_epoch": result["best_epoch"],
-                "history": result["history"],
-                "n_parameters_core": count_parameters(trained.core),
-                "n_parameters_backbone": backbone_parameters(train_features[0], layer),
-                "provenance": provenance_attrs(
-                    {"ensemble": dict(ensemble), "features": dict(features), "seed": seed, "member": member},
-                    [*train_datasets, validation_dataset],
-                ),
-            },
-            handle,
-        )
+    save_torch_atomic(
+        {
+            "member": member,
+            "shape": shape.as_dict(),
+            "neurons_per_session": {s.session: s.n_neurons for s in sessions},
+            "neuron_ids": {s.session: [str(n) for n in s.neuron_ids] for s in sessions},
+            "state_dict": result["state_dict"],
+            "validation_score": result["validation_score"],
+            "best_epoch": result["best_epoch"],
+            "history": result["history"],
+            "n_parameters_core": count_parameters(trained.core),
+            "n_parameters_backbone": backbone_parameters(train_features[0], layer),
+            "provenance": provenance_attrs(
+                {"ensemble": dict(ensemble), "features": dict(features), "seed": seed, "member": member},
+                [*train_datasets, validation_dataset],
+            ),
+        },
+        output,
+    )
     Path(checkpoint).unlink(missing_ok=True)
     log.info(
         "member %d: best validation median %.4f at epoch %d", member, result["validation_score"], result["best_epoch"]
@@ -133,18 +129,14 @@ def map_session_job(
     write_predictions(
         predictions_output, predictions, session, params, [dataset, *member_paths], member=np.arange(len(members))
     )
-    with (
-        atomic_path(readouts_output) as temporary,
-        open(temporary, "wb") as handle,
-    ):  # a handle: given a path, torch names the archive after the (random) temporary file
-        torch.save(
-            {
-                "method": settings.method,
-                "neuron_ids": [str(n) for n in session.neuron_ids],
-                "readouts": [m.state_dict() if isinstance(m, FactorisedReadout) else m for m in mappings],
-            },
-            handle,
-        )
+    save_torch_atomic(
+        {
+            "method": settings.method,
+            "neuron_ids": [str(n) for n in session.neuron_ids],
+            "readouts": [m.state_dict() if isinstance(m, FactorisedReadout) else m for m in mappings],
+        },
+        readouts_output,
+    )
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from torch import nn
 from tqdm import tqdm
 
 from compactcortex import metrics
-from compactcortex.atomic import atomic_path
+from compactcortex.atomic import save_torch_atomic
 from compactcortex.ensemble.data import SessionData, halves, ridge_on_first_half, zscore
 from compactcortex.ensemble.model import CoreShape, Member, embedding_size
 from compactcortex.seeding import rng_for
@@ -183,20 +183,16 @@ def _fresh_state() -> dict[str, Any]:
 
 def _save_checkpoint(path: Path, member, optimizer, scheduler, state: dict, identity: dict) -> None:  # noqa: ANN001
     """Written atomically after every epoch: a kill leaves the previous epoch's checkpoint intact."""
-    with (
-        atomic_path(path) as temporary,
-        open(temporary, "wb") as handle,
-    ):  # a handle: given a path, torch names the archive after the (random) temporary file
-        torch.save(
-            {
-                "member": _cpu_state(member),
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
-                "state": state,
-                "identity": identity,
-            },
-            handle,
-        )
+    save_torch_atomic(
+        {
+            "member": _cpu_state(member),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "state": state,
+            "identity": identity,
+        },
+        path,
+    )
 
 
 def _resume(path: Path, member, optimizer, scheduler, identity: dict) -> dict:  # noqa: ANN001
