@@ -93,12 +93,16 @@ def compression_settings():
     return {k: v for k, v in section("compact").items() if k not in ("sessions", "neurons_per_job", "threads")}
 
 
-def compact_chunk_dirs(wildcards):
-    """The compression jobs of a session, known once its plan (a checkpoint) exists."""
+def compression_chunks(wildcards):
+    """The names of a session's compression jobs, known once its plan (a checkpoint) exists."""
     from compactcortex.compact.jobs import read_plan
 
-    plan = checkpoints.plan_compression.get(session=wildcards.session).output.plan
-    return expand(f"{DATA}/compact/{wildcards.session}/models/{{chunk}}", chunk=sorted(read_plan(plan)))
+    return sorted(read_plan(checkpoints.plan_compression.get(session=wildcards.session).output.plan))
+
+
+def compact_chunk_dirs(wildcards):
+    """The compression jobs' model folders of a session."""
+    return expand(f"{DATA}/compact/{wildcards.session}/models/{{chunk}}", chunk=compression_chunks(wildcards))
 
 
 def evaluation_inputs(wildcards):
@@ -153,11 +157,8 @@ def synthesis_settings():
 
 
 def synthesis_chunk_files(wildcards):
-    """One synthesised image set per compression job of the session (known once its plan exists)."""
-    from compactcortex.compact.jobs import read_plan
-
-    plan = checkpoints.plan_compression.get(session=wildcards.session).output.plan
-    return expand(f"{DATA}/synthesis/{wildcards.session}/chunks/{{chunk}}.nc", chunk=sorted(read_plan(plan)))
+    """One synthesised image set per compression job of the session."""
+    return expand(f"{DATA}/synthesis/{wildcards.session}/chunks/{{chunk}}.nc", chunk=compression_chunks(wildcards))
 
 
 def closed_loop_sessions():

@@ -31,16 +31,22 @@ log = logging.getLogger(__name__)
 FILTER_COLUMNS = [f"filters_layer{k}" for k in range(N_LAYERS)]
 
 
+def bottleneck_layer(filters: Sequence[int]) -> int:
+    """The narrowest of layers 1-4 (the earliest where tied): the consolidation step."""
+    return 1 + int(np.argmin(filters[1:]))
+
+
 def filters_table(model_tables: Sequence[str | Path]) -> pd.DataFrame:
-    """One row per compact model: session, neuron, filters per layer, parameters and the bottleneck layer (the
-    narrowest of layers 1-4, the earliest where tied: the consolidation step)."""
+    """One row per compact model: session, neuron, filters per layer, parameters, the bottleneck layer and the
+    path of its card (the tables hold it relative to themselves)."""
     parts = []
     for path in model_tables:
         table = pd.read_csv(path)
         table.insert(0, "session", Path(path).parent.name)
+        table["card"] = [str(Path(path).parent / card) for card in table["card"]]
         parts.append(table)
     table = pd.concat(parts, ignore_index=True)
-    table["bottleneck_layer"] = 1 + np.argmin(table[FILTER_COLUMNS[1:]].to_numpy(), axis=1)
+    table["bottleneck_layer"] = [bottleneck_layer(filters) for filters in table[FILTER_COLUMNS].to_numpy()]
     return table[["session", "neuron", *FILTER_COLUMNS, "n_parameters", "bottleneck_layer", "card"]]
 
 
@@ -151,8 +157,8 @@ def compressibility_job(
     table = filters_table(model_tables)
     found: dict[str, list[np.ndarray]] = {"trained": [], "learned": []}
     model_of = []
-    for i, (card, folder) in enumerate(zip(table["card"], _table_dirs(model_tables, table), strict=True)):
-        model, card_values = load_compact_model(Path(folder) / card)
+    for i, card in enumerate(table["card"]):
+        model, card_values = load_compact_model(card)
         for name, filters in early_filters(model, card_values).items():
             found[name].append(filters)
         model_of += [i] * model.filters[0]
@@ -200,9 +206,3 @@ def compressibility_job(
     log.info("%d models; bottleneck layers %s", len(table), table["bottleneck_layer"].value_counts().to_dict())
     for note in notes:
         log.info(note)
-
-
-def _table_dirs(model_tables: Sequence[str], table: pd.DataFrame) -> list[str]:
-    """The folder of the models.csv each row came from (card paths are relative to it)."""
-    by_session = {Path(path).parent.name: str(Path(path).parent) for path in model_tables}
-    return [by_session[session] for session in table["session"]]

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from compactcortex.analysis.compressibility import bottleneck_layer
 from compactcortex.atomic import atomic_path
 from compactcortex.compact.cards import load_compact_model
 from compactcortex.compact.distill import predict
@@ -50,11 +51,6 @@ def silenced(model: CompactModel, layer: int, channels: Sequence[int]) -> Iterat
         yield model
     finally:
         handle.remove()
-
-
-def bottleneck_layer(filters: Sequence[int]) -> int:
-    """The narrowest of layers 1-4 (the earliest where tied)."""
-    return 1 + int(np.argmin(filters[1:]))
 
 
 def ablation_table(model: CompactModel, battery: np.ndarray, natural: np.ndarray, n_key: int) -> pd.DataFrame:

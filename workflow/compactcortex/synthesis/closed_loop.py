@@ -71,8 +71,10 @@ def closed_loop_tables(
         if neuron not in recorded.columns:
             continue  # not recorded in the closed-loop session (e.g. not matched)
         mine = stimuli[stimuli["neuron"] == neuron]
-        images = {kind: mine.loc[mine["stimulus"] == kind, "image"].to_numpy() for kind in (MAXIMIZING, MINIMIZING)}
-        images[NATURAL_TOP] = mine.loc[mine["stimulus"] == NATURAL_TOP, "image"].to_numpy()
+        images = {
+            kind: mine.loc[mine["stimulus"] == kind, "image"].to_numpy()
+            for kind in (MAXIMIZING, MINIMIZING, NATURAL_TOP)
+        }
         response = recorded[neuron]
         control_mean = response[controls].mean()
         rows.append(
@@ -122,20 +124,24 @@ def closed_loop_tables(
     return scores, adversarial
 
 
+def _image_by_neuron(values: xr.DataArray) -> pd.DataFrame:
+    """A (neuron, image) array as an image x neuron table."""
+    values = values.transpose("image", "neuron")
+    return pd.DataFrame(
+        values.values, index=values["image"].values.astype(str), columns=values["neuron"].values.astype(str)
+    )
+
+
 def repeat_means(dataset_path: str | Path) -> pd.DataFrame:
     """image x neuron table of repeat-averaged spike counts of a (closed-loop) session dataset."""
     with open_session_dataset(dataset_path) as dataset:
-        means = dataset["responses"].mean("repeat", skipna=True)
-        return pd.DataFrame(
-            means.values.T, index=dataset["image"].values.astype(str), columns=dataset["neuron"].values.astype(str)
-        )
+        return _image_by_neuron(dataset["responses"].mean("repeat", skipna=True))
 
 
 def true_rates_table(truth_path: str | Path) -> pd.DataFrame:
+    """image x neuron table of the simulated neurons' noiseless rates."""
     with xr.open_dataset(truth_path) as truth:
-        return pd.DataFrame(
-            truth["rate"].values.T, index=truth["image"].values.astype(str), columns=truth["neuron"].values.astype(str)
-        )
+        return _image_by_neuron(truth["rate"])
 
 
 def score_closed_loop_job(

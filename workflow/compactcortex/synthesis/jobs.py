@@ -48,7 +48,6 @@ log = logging.getLogger(__name__)
 CONTROL = "control"
 MAXIMIZING, MINIMIZING, NATURAL_TOP = "maximizing", "minimizing", "natural_top"
 ADVERSARIAL_UP, ADVERSARIAL_DOWN = "adversarial_up", "adversarial_down"
-STIMULUS_KINDS = (CONTROL, MAXIMIZING, MINIMIZING, NATURAL_TOP, ADVERSARIAL_UP, ADVERSARIAL_DOWN)
 NOISE_STD = 40.0  # pixels: the white-noise start about mid-grey
 
 
