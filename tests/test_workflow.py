@@ -12,6 +12,7 @@ import pytest
 import xarray as xr
 import yaml
 
+from compactcortex.config import load_config
 from tests.conftest import COWLEY_DIR, REPOSITORY, SNAKEMAKE, TINY_CONFIG, run_snakemake
 
 
@@ -28,11 +29,12 @@ def test_default_dag_plans_every_session(tmp_path: Path) -> None:
     result = snakemake(tmp_path, "--dry-run", "--quiet", "rules")
     rows = [line.split() for line in result.stdout.splitlines()]
     counts = {row[0]: int(row[1]) for row in rows if len(row) == 2 and row[1].isdigit()}
+    members = load_config(REPOSITORY / "config.yaml")["ensemble"]["members"]
     assert counts == {
         "simulate_session": 8,
         "preprocess_session": 8,
         "extract_features": 11,  # 8 sessions, the candidate pool, 2 distillation pools
-        "train_member": 4,
+        "train_member": members,
         "map_session": 2,
         "task_driven_session": 2,
         "evaluate_session": 2,
@@ -56,7 +58,7 @@ def test_default_dag_plans_every_session(tmp_path: Path) -> None:
         "summary": 1,
         "manifest": 1,
         "all": 1,
-        "total": 65,
+        "total": 61 + members,
     }, result.stdout
 
 

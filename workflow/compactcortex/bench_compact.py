@@ -27,12 +27,19 @@ from compactcortex.compact.bank import StudentBank
 from compactcortex.compact.distill import per_output_mse, predict, recalibrate_batchnorm_
 from compactcortex.compact.model import KERNEL_SIZE, N_LAYERS, STRIDES, CompactModel
 from compactcortex.compact.prune import PruneSettings, prune
+from compactcortex.config import load_config
 from compactcortex.ensemble.train import autocast_for
+from compactcortex.provenance import REPOSITORY_ROOT
 
 PAPER = {"filters": 100, "image_size": 112, "batch_size": 64}
-CPU_DEFAULT = {"filters": 16, "image_size": 32, "batch_size": 32}
 PRUNE_FILTERS = 16
 PRUNE_PROBE_IMAGES = 256
+
+
+def cpu_default() -> dict[str, int]:
+    """The students of the default config (config.yaml at the checkout's root)."""
+    compact = load_config(REPOSITORY_ROOT / "config.yaml")["compact"]
+    return {key: compact[key] for key in ("filters", "image_size", "batch_size")}
 
 
 def forward_macs(filters: Sequence[int], image_size: int) -> int:
@@ -202,9 +209,11 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--paper-scale", action="store_true", help="100 filters, 112 px, batch 64")
-    parser.add_argument("--filters", type=int, help="filters per layer (default 16; 100 with --paper-scale)")
-    parser.add_argument("--image-size", type=int, help="image side in pixels (default 32; 112 with --paper-scale)")
-    parser.add_argument("--batch-size", type=int, help="default 32; 64 with --paper-scale")
+    parser.add_argument("--filters", type=int, help="filters per layer (default: config.yaml; 100 with --paper-scale)")
+    parser.add_argument(
+        "--image-size", type=int, help="image side in pixels (default: config.yaml; 112 with --paper-scale)"
+    )
+    parser.add_argument("--batch-size", type=int, help="default: config.yaml; 64 with --paper-scale")
     parser.add_argument("--steps", type=int, default=8, help="timed Adam steps (CPU: a quarter for banks over 16)")
     parser.add_argument("--neurons", default="1,16,64", help="bank sizes, comma-separated")
     parser.add_argument("--peak-tflops", type=float, default=989.0, help="bf16 dense peak of the GPU")
@@ -220,7 +229,7 @@ def main(argv: list[str] | None = None) -> None:
     threads = args.threads or (1 if args.device == "cpu" else None)
     if threads:
         torch.set_num_threads(threads)
-    scale = PAPER if args.paper_scale else CPU_DEFAULT
+    scale = PAPER if args.paper_scale else cpu_default()
     neurons = [int(n) for n in args.neurons.split(",") if n.strip()]
     if args.steps < 1 or not neurons or min(neurons) < 1:
         parser.error("--steps and every bank size must be positive")

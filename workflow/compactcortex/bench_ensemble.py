@@ -19,12 +19,30 @@ import torch
 
 from compactcortex.atomic import write_text_atomic
 from compactcortex.backbones import load_backbone
+from compactcortex.config import load_config
 from compactcortex.ensemble.model import CoreShape, Member, count_parameters, embedding_size
 from compactcortex.ensemble.train import autocast_for, to_device
+from compactcortex.provenance import REPOSITORY_ROOT
+
+DEFAULT_CONFIG = REPOSITORY_ROOT / "config.yaml"
 
 PAPER = {"in_channels": 1024, "hw": 14, "width": 512, "bottleneck": 256, "blocks": 4, "sessions": 40, "neurons": 60}
-# config.yaml: EfficientNet-Lite0 blocks.5 at 128 px (80 x 8 x 8), 5 training sessions of 24 neurons
-DEFAULT = {"in_channels": 80, "hw": 8, "width": 128, "bottleneck": 64, "blocks": 2, "sessions": 5, "neurons": 24}
+
+
+def default_scale(config_path: Path = DEFAULT_CONFIG) -> dict[str, int]:
+    """One member of the default config: its backbone features, core widths, training sessions and neurons."""
+    config = load_config(config_path)
+    features, ensemble = config["features"], config["ensemble"]
+    channels, side, _ = load_backbone(features["backbone"]).feature_shape(features["layer"], features["input_size"])
+    return {
+        "in_channels": channels,
+        "hw": side,
+        "width": ensemble["width"],
+        "bottleneck": ensemble["bottleneck"],
+        "blocks": ensemble["residual_blocks"],
+        "sessions": sum(session["role"] == "train" for session in config["sessions"]),
+        "neurons": config["virtual_lab"]["roles"]["train"]["n_neurons"],
+    }
 
 
 def feature_throughput(input_size: int, n_images: int = 128, layer: str = "blocks.8") -> float:
@@ -82,16 +100,18 @@ def member_throughput(scale: dict, device: str, steps: int, batch_size: int, thr
     return result
 
 
-def _concurrent_child(queue: multiprocessing.Queue, steps: int, batch_size: int) -> None:
-    queue.put(member_throughput(DEFAULT, "cpu", steps, batch_size, threads=1)["images_per_s"])
+def _concurrent_child(queue: multiprocessing.Queue, scale: dict, steps: int, batch_size: int) -> None:
+    queue.put(member_throughput(scale, "cpu", steps, batch_size, threads=1)["images_per_s"])
 
 
-def concurrent_members(n_members: int, steps: int, batch_size: int) -> float:
+def concurrent_members(scale: dict, n_members: int, steps: int, batch_size: int) -> float:
     """Aggregate images/s of n members trained at once in separate processes, one thread each
     (how Snakemake runs member jobs side by side)."""
     context = multiprocessing.get_context("spawn")
     queue = context.Queue()
-    processes = [context.Process(target=_concurrent_child, args=(queue, steps, batch_size)) for _ in range(n_members)]
+    processes = [
+        context.Process(target=_concurrent_child, args=(queue, scale, steps, batch_size)) for _ in range(n_members)
+    ]
     for process in processes:
         process.start()
     rates = [queue.get() for _ in processes]
@@ -104,9 +124,10 @@ def run(device: str, paper_scale: bool, steps: int, batch_size: int, members: in
     results: dict = {}
     if device == "cpu":
         results["features_images_per_s"] = {f"{size}px": feature_throughput(size) for size in (128, 224)}
-        one = member_throughput(DEFAULT, "cpu", steps, batch_size, threads=2)
-        results["member_default_cpu"] = one
-        together = concurrent_members(2, steps, batch_size)
+        scale = default_scale()
+        one = member_throughput(scale, "cpu", steps, batch_size, threads=2)
+        results["member_default_cpu"] = {**one, "scale": scale}
+        together = concurrent_members(scale, 2, steps, batch_size)
         results["two_members_side_by_side_images_per_s"] = together
         results["cost_of_k_members_relative_to_one"] = {
             "members": members,
@@ -123,8 +144,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--paper-scale", action="store_true")
     parser.add_argument("--steps", type=int, default=30)
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--members", type=int, default=4)
+    ensemble = load_config(DEFAULT_CONFIG)["ensemble"]
+    parser.add_argument("--batch-size", type=int, default=ensemble["batch_size"])
+    parser.add_argument("--members", type=int, default=ensemble["members"])
     parser.add_argument("--output", default="results/bench/ensemble.json")
     args = parser.parse_args(argv)
     results = run(args.device, args.paper_scale, args.steps, args.batch_size, args.members)
