@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from compactcortex.config import load_config
+from compactcortex.config import DEFAULT_CONFIG_PATH, load_config
 from compactcortex.resources import (
     MIN_RUNTIME,
     compression_resources,
@@ -10,9 +10,8 @@ from compactcortex.resources import (
     member_resources,
     synthesis_resources,
 )
-from tests.conftest import REPOSITORY
 
-CONFIG = load_config(REPOSITORY / "config.yaml")
+CONFIG = load_config(DEFAULT_CONFIG_PATH)
 
 
 def bigger(section: dict, **changes) -> dict:

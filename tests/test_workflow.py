@@ -12,7 +12,7 @@ import pytest
 import xarray as xr
 import yaml
 
-from compactcortex.config import load_config
+from compactcortex.config import DEFAULT_CONFIG_PATH, load_config
 from tests.conftest import COWLEY_DIR, REPOSITORY, SNAKEMAKE, TINY_CONFIG, run_snakemake
 
 
@@ -29,7 +29,7 @@ def test_default_dag_plans_every_session(tmp_path: Path) -> None:
     result = snakemake(tmp_path, "--dry-run", "--quiet", "rules")
     rows = [line.split() for line in result.stdout.splitlines()]
     counts = {row[0]: int(row[1]) for row in rows if len(row) == 2 and row[1].isdigit()}
-    members = load_config(REPOSITORY / "config.yaml")["ensemble"]["members"]
+    members = load_config(DEFAULT_CONFIG_PATH)["ensemble"]["members"]
     assert counts == {
         "simulate_session": 8,
         "preprocess_session": 8,

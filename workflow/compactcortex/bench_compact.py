@@ -27,9 +27,8 @@ from compactcortex.compact.bank import StudentBank
 from compactcortex.compact.distill import per_output_mse, predict, recalibrate_batchnorm_
 from compactcortex.compact.model import KERNEL_SIZE, N_LAYERS, STRIDES, CompactModel
 from compactcortex.compact.prune import PruneSettings, prune
-from compactcortex.config import load_config
+from compactcortex.config import DEFAULT_CONFIG_PATH, load_config
 from compactcortex.ensemble.train import autocast_for
-from compactcortex.provenance import REPOSITORY_ROOT
 
 PAPER = {"filters": 100, "image_size": 112, "batch_size": 64}
 PRUNE_FILTERS = 16
@@ -38,7 +37,7 @@ PRUNE_PROBE_IMAGES = 256
 
 def cpu_default() -> dict[str, int]:
     """The students of the default config (config.yaml at the checkout's root)."""
-    compact = load_config(REPOSITORY_ROOT / "config.yaml")["compact"]
+    compact = load_config(DEFAULT_CONFIG_PATH)["compact"]
     return {key: compact[key] for key in ("filters", "image_size", "batch_size")}
 
 

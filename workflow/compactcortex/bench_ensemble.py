@@ -19,17 +19,14 @@ import torch
 
 from compactcortex.atomic import write_text_atomic
 from compactcortex.backbones import load_backbone
-from compactcortex.config import load_config
+from compactcortex.config import DEFAULT_CONFIG_PATH, load_config
 from compactcortex.ensemble.model import CoreShape, Member, count_parameters, embedding_size
 from compactcortex.ensemble.train import autocast_for, to_device
-from compactcortex.provenance import REPOSITORY_ROOT
-
-DEFAULT_CONFIG = REPOSITORY_ROOT / "config.yaml"
 
 PAPER = {"in_channels": 1024, "hw": 14, "width": 512, "bottleneck": 256, "blocks": 4, "sessions": 40, "neurons": 60}
 
 
-def default_scale(config_path: Path = DEFAULT_CONFIG) -> dict[str, int]:
+def default_scale(config_path: Path = DEFAULT_CONFIG_PATH) -> dict[str, int]:
     """One member of the default config: its backbone features, core widths, training sessions and neurons."""
     config = load_config(config_path)
     features, ensemble = config["features"], config["ensemble"]
@@ -144,7 +141,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--paper-scale", action="store_true")
     parser.add_argument("--steps", type=int, default=30)
-    ensemble = load_config(DEFAULT_CONFIG)["ensemble"]
+    ensemble = load_config(DEFAULT_CONFIG_PATH)["ensemble"]
     parser.add_argument("--batch-size", type=int, default=ensemble["batch_size"])
     parser.add_argument("--members", type=int, default=ensemble["members"])
     parser.add_argument("--output", default="results/bench/ensemble.json")

@@ -15,6 +15,7 @@ import yaml
 from compactcortex.errors import ConfigError
 
 SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schemas" / "config.schema.yaml"
+DEFAULT_CONFIG_PATH = Path(__file__).resolve().parents[2] / "config.yaml"  # the embedded default
 
 
 def _with_defaults(validator_class: type) -> type:
