@@ -19,25 +19,31 @@ import torch
 
 from compactcortex.atomic import write_text_atomic
 from compactcortex.backbones import load_backbone
-from compactcortex.config import DEFAULT_CONFIG_PATH, load_config
+from compactcortex.config import DEFAULT_CONFIG_PATH, load_config, session_roles
+from compactcortex.ensemble.jobs import core_shape
 from compactcortex.ensemble.model import CoreShape, Member, count_parameters, embedding_size
 from compactcortex.ensemble.train import autocast_for, to_device
 
-PAPER = {"in_channels": 1024, "hw": 14, "width": 512, "bottleneck": 256, "blocks": 4, "sessions": 40, "neurons": 60}
+PAPER = {
+    "in_channels": 1024,
+    "hw": 14,
+    "width": 512,
+    "bottleneck": 256,
+    "residual_blocks": 4,
+    "sessions": 40,
+    "neurons": 60,
+}
 
 
 def default_scale(config_path: Path = DEFAULT_CONFIG_PATH) -> dict[str, int]:
     """One member of the default config: its backbone features, core widths, training sessions and neurons."""
     config = load_config(config_path)
-    features, ensemble = config["features"], config["ensemble"]
+    features = config["features"]
     channels, side, _ = load_backbone(features["backbone"]).feature_shape(features["layer"], features["input_size"])
     return {
-        "in_channels": channels,
+        **core_shape(config["ensemble"], channels).as_dict(),
         "hw": side,
-        "width": ensemble["width"],
-        "bottleneck": ensemble["bottleneck"],
-        "blocks": ensemble["residual_blocks"],
-        "sessions": sum(session["role"] == "train" for session in config["sessions"]),
+        "sessions": list(session_roles(config).values()).count("train"),
         "neurons": config["virtual_lab"]["roles"]["train"]["n_neurons"],
     }
 
@@ -56,7 +62,7 @@ def member_throughput(scale: dict, device: str, steps: int, batch_size: int, thr
     if threads:
         torch.set_num_threads(threads)
     torch.manual_seed(0)
-    shape = CoreShape(scale["in_channels"], scale["width"], scale["bottleneck"], scale["blocks"])
+    shape = CoreShape(scale["in_channels"], scale["width"], scale["bottleneck"], scale["residual_blocks"])
     hw = (scale["hw"], scale["hw"])
     sessions = {f"s{index}": scale["neurons"] for index in range(scale["sessions"])}
     member = Member(shape, sessions, embedding_size(hw)).to(device)
