@@ -74,6 +74,7 @@ def make_recording(
         images=rng.integers(0, 256, (n_images, image_size, image_size, 3), dtype=np.uint8),
         image_ids=np.array([f"t01_img{index:05d}" for index in range(n_images)]),
         image_types=np.array(["natural", "gaudy", "dots"] * (n_images // 3) + ["natural"] * (n_images % 3)),
+        area="V4",
     )
     recording.metadata["true_counts"] = counts  # type: ignore[assignment]
     return recording

@@ -124,3 +124,35 @@ def test_reads_a_file_made_by_another_writer(tmp_path: Path, recording: Recordin
     np.testing.assert_array_equal(back.images[..., 2], grey)
     assert back.unit_ids[0] == "unit0" and back.image_types[0] == "unknown"
     shutil.rmtree(tmp_path)
+
+
+def test_errors_name_the_unit_or_trial(tmp_path: Path, recording: Recording) -> None:
+    import h5py
+
+    path = tmp_path / "t01.nwb"
+    write_recording_nwb(path, recording)
+    good = path.read_bytes()
+    with h5py.File(path, "r+") as handle:
+        handle["units/spike_times"][recording.unit_bounds[2] + 1] = np.nan
+    with pytest.raises(InputDataError, match=r"t01\.nwb: NaN or infinite spike times in 1 unit\(s\): t01_n002"):
+        read_recording_nwb(path)
+    path.write_bytes(good)
+    with h5py.File(path, "r+") as handle:
+        handle["intervals/trials/start_time"][9] = np.nan
+    with pytest.raises(InputDataError, match=r"t01\.nwb: trial 9 has a NaN or infinite start_time"):
+        read_recording_nwb(path)
+    path.write_bytes(good)
+    with h5py.File(path, "r+") as handle:
+        del handle["units/unit_name"]
+        handle["units/unit_name"] = np.array([b"a", b"b", b"a", b"c", b"b"], dtype=h5py.string_dtype())
+    with pytest.raises(InputDataError, match="duplicate unit ids: a, b"):
+        read_recording_nwb(path)
+
+
+def test_unit_areas_round_trip(tmp_path: Path, recording: Recording) -> None:
+    recording.unit_areas = np.array(["V4", "V1", "V4", "V4", "V1"])
+    path = tmp_path / "t01.nwb"
+    write_recording_nwb(path, recording)
+    back = read_recording_nwb(path)
+    np.testing.assert_array_equal(back.unit_areas, recording.unit_areas)
+    assert back.area == "V1,V4"

@@ -15,12 +15,14 @@ import numpy as np
 from PIL import Image
 
 from compactcortex.errors import InputDataError
+from compactcortex.preprocess import preprocess_settings, unit_areas
 from compactcortex.provenance import provenance_attrs
 from compactcortex.seeding import rng_for
 from compactcortex.session_dataset import build_session_dataset, write_session_dataset
 
 log = logging.getLogger(__name__)
 
+PUBLISHED_AREA = "V4"  # every session of the published data (Cowley et al. 2023) was recorded in V4
 IMAGE_NAME = re.compile(r"(?:^|/)image(\d+)\.jpe?g$", re.IGNORECASE)
 
 
@@ -110,8 +112,11 @@ def ingest_cowley_session(
     params: Mapping[str, Any],
     seed: int,
     monkey: str,
+    area: str | None = None,
 ) -> None:
-    """Convert one session of the published data into the session dataset."""
+    """Convert one session of the published data into the session dataset (``area``: the configured area, which
+    must be the data's, V4)."""
+    params = preprocess_settings(params)
     paths = cowley_paths(root, session)
     for path in paths.values():
         if not path.is_file():
@@ -123,8 +128,9 @@ def ingest_cowley_session(
             paths["images"],
             f"holds {images.shape[0]} images but {paths['averaged'].name} has responses to {responses.shape[1]}",
         )
+    source = paths["averaged"] if response_kind == "repeat_averaged" else paths["raw"]
     dataset = build_session_dataset(
-        source=paths["averaged"] if response_kind == "repeat_averaged" else paths["raw"],
+        source=source,
         session=session,
         monkey=monkey,
         responses=responses,
@@ -139,12 +145,20 @@ def ingest_cowley_session(
         reliability_splits=params["reliability_splits"],
         min_reliability=params["min_reliability"],
         seed=int(rng_for(seed, session, "reliability").integers(2**31)),
+        area=unit_areas(source, np.full(responses.shape[0], PUBLISHED_AREA), area),
+        on_silent_neuron=params["on_silent_neuron"],
+        history=(
+            "compactcortex.ingest_cowley: converted from the published format of Cowley et al. 2023 "
+            f"({', '.join(sorted(path.name for path in paths.values()))})"
+        ),
         attrs={
-            **provenance_attrs({"preprocess": dict(params), "seed": seed, "monkey": monkey}, list(paths.values())),
+            **provenance_attrs(
+                {"preprocess": params, "seed": seed, "monkey": monkey, "area": area}, list(paths.values())
+            ),
             "source_format": "cowley2023",
             "citation": "Cowley, Stan, Pillow & Smith, Compact deep neural network models of visual cortex (2023)",
             "license": "GPL-3.0 (source data)",
         },
     )
     write_session_dataset(dataset, output_path, params["compression_level"])
-    log.info("%s: %d neurons, %d images (%s)", output_path, *responses.shape[:2], response_kind)
+    log.info("%s: %d neurons, %d images (%s)", output_path, *dataset["responses"].shape[:2], response_kind)

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import itertools
+import json
+import logging
+import re
 import uuid
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import h5py
 import hdmf.container
@@ -22,6 +27,8 @@ from pynwb.misc import Units
 from compactcortex.atomic import atomic_path
 from compactcortex.errors import InputDataError
 from compactcortex.recording import Recording
+
+log = logging.getLogger(__name__)
 
 IMAGE_TYPE_COLUMN = "image_type"
 
@@ -121,15 +128,28 @@ def _write_recording_nwb(
     )
     nwbfile.units.add_column("unit_name", "Identifier of the unit in the lab's sorting.")
     nwbfile.units.add_column("location", "Brain area.")
-    for index, unit_id in enumerate(recording.unit_ids):
+    for index, (unit_id, area) in enumerate(zip(recording.unit_ids, recording.areas_of_units(), strict=True)):
         times = recording.spike_times[recording.unit_bounds[index] : recording.unit_bounds[index + 1]]
-        nwbfile.units.add_unit(spike_times=times, unit_name=str(unit_id), location=recording.area)
+        nwbfile.units.add_unit(spike_times=times, unit_name=str(unit_id), location=str(area))
     with atomic_path(path) as temporary, NWBHDF5IO(str(temporary), "w") as io:
         io.write(nwbfile)
 
 
+IMAGE_ORDERS = ("recorded", "natural", "alphabetical")
+# Trials columns that usually mark failed or aborted trials: present but not filtered on, they get a warning.
+OUTCOME_COLUMNS = frozenset(
+    ("success", "successful", "correct", "outcome", "trial_outcome", "result", "status", "aborted", "abort")
+    + ("valid", "is_valid", "completed", "complete", "rewarded", "error", "fixation_break", "broke_fixation")
+)
+
+
 def read_recording_nwb(
-    path: str | Path, *, template_name: str = "stimulus_images", image_column: str = "image_index"
+    path: str | Path,
+    *,
+    template_name: str = "stimulus_images",
+    image_column: str = "image_index",
+    image_order: str = "recorded",
+    trial_filter: Mapping[str, Any] | None = None,
 ) -> Recording:
     """Read an NWB session: the Units table's spike times, the trials and the stimulus template images.
 
@@ -138,10 +158,21 @@ def read_recording_nwb(
     template's images, or an image name); the images as stimulus template `template_name` (an Images
     container, or an ImageSeries of frames). An optional trials column `image_type` labels the images.
 
+    Integer indices count in the order the file records (the Images' order_of_images, an ImageSeries' frames).
+    HDF5 lists a group's images alphabetically and pynwb records no creation order, so without
+    order_of_images no order is guessed: `image_order` "natural" (img2 before img10) or "alphabetical" says
+    how the indices count, and the default "recorded" makes integer indices an error.
+
+    `trial_filter` ({"column": ..., "keep": [values]}) keeps only the trials whose column holds one of the
+    values (e.g. successful ones); a column that looks like a trial outcome but is not filtered on gets a
+    warning. Each unit's area is the Units' location, or that of its electrodes.
+
     Reads the file's HDF5 layout directly (h5py): pynwb would build an object per image and hold several
     copies of a session in memory; this way memory stays about one session's size.
     """
     path = Path(path)
+    if image_order not in IMAGE_ORDERS:
+        raise ValueError(f"image_order must be one of {IMAGE_ORDERS}, not {image_order!r}")
     if not path.is_file():
         raise InputDataError(path, "NWB file not found")
     try:
@@ -152,30 +183,47 @@ def read_recording_nwb(
         if "nwb_version" not in handle.attrs:
             raise InputDataError(path, "is an HDF5 file but not an NWB file (no nwb_version attribute)")
         try:
-            return _read_recording(path, handle, template_name, image_column)
+            return _read_recording(path, handle, template_name, image_column, image_order, trial_filter)
         except (OSError, KeyError, RuntimeError) as exc:
             raise InputDataError(path, f"cannot be read as NWB (corrupt or truncated file?): {exc}") from exc
 
 
-def _read_recording(path: Path, handle: h5py.File, template_name: str, image_column: str) -> Recording:
+def _read_recording(
+    path: Path,
+    handle: h5py.File,
+    template_name: str,
+    image_column: str,
+    image_order: str,
+    trial_filter: Mapping[str, Any] | None,
+) -> Recording:
     unit_ids, spike_times, unit_bounds = _read_units(path, handle)
-    images, image_ids = _read_images(path, handle, template_name)
+    unit_areas = _read_unit_areas(path, handle, unit_ids)
     if "intervals/trials" not in handle or "start_time" not in handle["intervals/trials"]:
         raise InputDataError(path, "has no trials table (stimulus onsets and the image shown on each)")
     trials = handle["intervals/trials"]
     if image_column not in trials:
-        columns = ", ".join(name for name in trials if not name.endswith("_index") and name != "id")
-        raise InputDataError(path, f"trials table has no column '{image_column}' (columns: {columns})")
-    onset = np.asarray(trials["start_time"][:], dtype=np.float64)
-    offset = np.asarray(trials["stop_time"][:], dtype=np.float64)
-    if onset.size == 0:
+        raise InputDataError(path, f"trials table has no column '{image_column}' (columns: {_columns(trials)})")
+    n_trials = trials["start_time"].shape[0]
+    if n_trials == 0:
         raise InputDataError(path, "the trials table is empty")
-    if not (np.all(np.isfinite(onset)) and np.all(np.isfinite(offset))):
-        raise InputDataError(path, "trials table has NaN or infinite start/stop times")
-    trial_image = _trial_image_indices(path, _column(trials[image_column]), image_ids)
+    trial_ids = np.asarray(trials["id"][:]) if "id" in trials else np.arange(n_trials)
+    warnings: list[str] = []
+    keep, selection = _select_trials(path, trials, trial_filter, warnings)
+    trial_ids = trial_ids[keep]
+    onset = _trial_times(path, trials, "start_time", keep, trial_ids)
+    offset = _trial_times(path, trials, "stop_time", keep, trial_ids)
+    values = _column(trials[image_column])[keep]
+    if np.issubdtype(values.dtype, np.floating) or values.dtype == bool:
+        raise InputDataError(
+            path, f"trials column '{image_column}' holds {values.dtype} values, not image indices or names"
+        )
+    by_index = bool(np.issubdtype(values.dtype, np.integer))
+    image_ids, read_image, order = _image_listing(path, handle, template_name, image_column, image_order, by_index)
+    images = _as_rgb_uint8(path, image_ids, read_image)
+    trial_image = _trial_image_indices(path, values, image_ids, trial_ids)
     image_types = np.full(len(image_ids), "unknown", dtype=object)
     if IMAGE_TYPE_COLUMN in trials:
-        trial_types = _column(trials[IMAGE_TYPE_COLUMN]).astype(str)
+        trial_types = _column(trials[IMAGE_TYPE_COLUMN])[keep].astype(str)
         image_types[trial_image] = trial_types
         inconsistent = np.flatnonzero(image_types[trial_image] != trial_types)
         if inconsistent.size:
@@ -194,7 +242,12 @@ def _read_recording(path: Path, handle: h5py.File, template_name: str, image_col
         images=images,
         image_ids=image_ids,
         image_types=image_types.astype(str),
+        area=",".join(sorted(set(unit_areas.tolist()))),
         description=_text(handle, "session_description") or "",
+        unit_areas=unit_areas,
+        trial_ids=trial_ids,
+        read_attrs={"image_order": order, "image_matched_by": "index" if by_index else "name", **selection},
+        warnings=warnings,
     )
 
 
@@ -202,6 +255,11 @@ def _column(dataset: h5py.Dataset) -> np.ndarray:
     if h5py.check_string_dtype(dataset.dtype) is not None:
         return np.asarray(dataset.asstr()[:])
     return np.asarray(dataset[:])
+
+
+def _columns(table: h5py.Group) -> str:
+    """A table's columns, for messages (not the ragged columns' index datasets, nor the ids)."""
+    return ", ".join(name for name in table if not name.endswith("_index") and name != "id")
 
 
 def _text(handle: h5py.File, name: str) -> str | None:
@@ -221,18 +279,144 @@ def _read_units(path: Path, handle: h5py.File) -> tuple[np.ndarray, np.ndarray, 
         raise InputDataError(path, "the Units table holds no units")
     if unit_bounds[-1] != spike_times.size or np.any(np.diff(unit_bounds) < 0):
         raise InputDataError(path, "Units spike_times_index does not match spike_times (corrupt file?)")
-    if not np.all(np.isfinite(spike_times)):
-        raise InputDataError(path, "Units table has NaN or infinite spike times")
-    unit_of_spike = np.repeat(np.arange(unit_bounds.size - 1), np.diff(unit_bounds))
-    if np.any((np.diff(spike_times) < 0) & (np.diff(unit_of_spike) == 0)):
-        spike_times = spike_times[np.lexsort((spike_times, unit_of_spike))]
     if "unit_name" in units:
         unit_ids = _column(units["unit_name"]).astype(str)
     else:
         unit_ids = np.asarray([f"unit{unit_id}" for unit_id in units["id"][:]])
-    if np.unique(unit_ids).size != unit_ids.size:
-        raise InputDataError(path, "Units table has duplicate unit ids")
+    values, counts = np.unique(unit_ids, return_counts=True)
+    if np.any(counts > 1):
+        raise InputDataError(path, f"Units table has duplicate unit ids: {', '.join(values[counts > 1][:5])}")
+    unit_of_spike = np.repeat(np.arange(unit_bounds.size - 1), np.diff(unit_bounds))
+    bad = np.unique(unit_of_spike[~np.isfinite(spike_times)])
+    if bad.size:
+        raise InputDataError(path, f"NaN or infinite spike times in {bad.size} unit(s): {', '.join(unit_ids[bad[:5]])}")
+    if np.any((np.diff(spike_times) < 0) & (np.diff(unit_of_spike) == 0)):
+        spike_times = spike_times[np.lexsort((spike_times, unit_of_spike))]
     return unit_ids, spike_times, unit_bounds
+
+
+def _read_unit_areas(path: Path, handle: h5py.File, unit_ids: np.ndarray) -> np.ndarray:
+    """Each unit's brain area: the Units' location column, else the locations of the unit's electrodes (joined
+    with '+' where they differ), else "unknown"."""
+    units = handle["units"]
+    if "location" in units and "location_index" not in units:
+        locations = _areas(_column(units["location"]))
+        if locations.shape != unit_ids.shape:
+            raise InputDataError(path, f"Units location has {locations.size} rows for {unit_ids.size} units")
+        return locations
+    if "electrodes" not in units:
+        return np.full(unit_ids.shape, "unknown")
+    region = units["electrodes"]
+    table = handle[region.attrs["table"]] if "table" in region.attrs else None
+    if table is None or "location" not in table:
+        return np.full(unit_ids.shape, "unknown")
+    locations = _areas(_column(table["location"]))
+    rows = np.asarray(region[:], dtype=np.int64)
+    if "electrodes_index" in units:
+        bounds = np.concatenate([[0], np.asarray(units["electrodes_index"][:], dtype=np.int64)])
+    else:
+        bounds = np.arange(rows.size + 1)
+    if bounds.size != unit_ids.size + 1 or bounds[-1] != rows.size:
+        raise InputDataError(path, "Units electrodes_index does not match electrodes (corrupt file?)")
+    areas = []
+    for unit, unit_id in enumerate(unit_ids):
+        unit_rows = rows[bounds[unit] : bounds[unit + 1]]
+        if np.any((unit_rows < 0) | (unit_rows >= locations.size)):
+            raise InputDataError(path, f"unit {unit_id} refers to an electrode missing from the electrodes table")
+        found = sorted(set(locations[unit_rows].tolist()) - {"unknown"})
+        areas.append("+".join(found) or "unknown")
+    return np.asarray(areas)
+
+
+def _areas(locations: np.ndarray) -> np.ndarray:
+    cleaned = np.char.strip(locations.astype(str))
+    return np.where((cleaned == "") | (np.char.lower(cleaned) == "unknown"), "unknown", cleaned)
+
+
+def _trial_times(path: Path, trials: h5py.Group, column: str, keep: np.ndarray, trial_ids: np.ndarray) -> np.ndarray:
+    times = np.asarray(trials[column][:], dtype=np.float64)[keep]
+    bad = np.flatnonzero(~np.isfinite(times))
+    if bad.size:
+        raise InputDataError(
+            path,
+            f"trial {trial_ids[bad[0]]} has a NaN or infinite {column} ({times[bad[0]]}); {bad.size} trial(s) in all",
+        )
+    return times
+
+
+def _select_trials(
+    path: Path, trials: h5py.Group, trial_filter: Mapping[str, Any] | None, warnings: list[str]
+) -> tuple[np.ndarray, dict[str, str | int]]:
+    """Which trials count: those `trial_filter` keeps (all without one). Returns the mask and what was done,
+    as dataset attributes; warns of outcome-like columns that are not filtered on."""
+    n_trials = trials["start_time"].shape[0]
+    keep = np.ones(n_trials, dtype=bool)
+    record: dict[str, Any] | None = None
+    column = trial_filter["column"] if trial_filter else None
+    if trial_filter:
+        keep_values = list(trial_filter["keep"])
+        values = _scalar_column(path, trials, column, n_trials)
+        keep = np.asarray([value in keep_values for value in values.tolist()], dtype=bool)
+        excluded = sorted(Counter(values[~keep].tolist()).items(), key=lambda item: str(item[0]))
+        if not keep.any():
+            raise InputDataError(
+                path,
+                f"preprocess.trial_filter keeps no trial: trials column '{column}' holds "
+                f"{_value_counts(values)}, and keep lists {keep_values}",
+            )
+        record = {"column": column, "keep": keep_values, "excluded": [[value, count] for value, count in excluded]}
+        log.info(
+            "%s: trial_filter on '%s' keeps %d of %d trials (excluded: %s)",
+            path,
+            column,
+            keep.sum(),
+            n_trials,
+            _value_counts(values[~keep]) or "none",
+        )
+    for name in _outcome_columns(trials, n_trials):
+        if name != column:
+            text = (
+                f"trials column '{name}' looks like a trial outcome ({_value_counts(_column(trials[name]))}) but "
+                "preprocess.trial_filter does not filter on it: every trial is counted"
+            )
+            log.warning("%s: %s", path, text)
+            warnings.append(text)
+    selection = {
+        "n_trials_in_file": int(n_trials),
+        "n_trials_excluded": int(n_trials - keep.sum()),
+        "trial_filter_json": json.dumps(record),
+    }
+    return keep, selection
+
+
+def _outcome_columns(trials: h5py.Group, n_trials: int) -> list[str]:
+    """The trials columns, one value per trial, named like a trial outcome (OUTCOME_COLUMNS)."""
+    return [
+        name
+        for name in trials
+        if name.lower() in OUTCOME_COLUMNS
+        and f"{name}_index" not in trials
+        and isinstance(trials[name], h5py.Dataset)
+        and trials[name].shape == (n_trials,)
+    ]
+
+
+def _scalar_column(path: Path, trials: h5py.Group, column: str, n_trials: int) -> np.ndarray:
+    if column not in trials:
+        raise InputDataError(
+            path, f"trials table has no column '{column}' (preprocess.trial_filter; columns: {_columns(trials)})"
+        )
+    values = _column(trials[column])
+    if f"{column}_index" in trials or values.shape != (n_trials,):
+        raise InputDataError(path, f"trials column '{column}' does not hold one value per trial")
+    return values
+
+
+def _value_counts(values: np.ndarray, shown: int = 5) -> str:
+    """'True: 380, False: 20' (the most frequent values first), for messages."""
+    counts = Counter(values.tolist()).most_common()
+    text = ", ".join(f"{value!r}: {count}" for value, count in counts[:shown])
+    return text + (f", ... ({len(counts)} values)" if len(counts) > shown else "")
 
 
 IMAGE_TYPES = ("RGBImage", "RGBAImage", "GrayscaleImage")
@@ -243,7 +427,11 @@ def _neurodata_type(node: h5py.HLObject) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def _read_images(path: Path, handle: h5py.File, template_name: str) -> tuple[np.ndarray, np.ndarray]:
+def _image_listing(
+    path: Path, handle: h5py.File, template_name: str, image_column: str, image_order: str, by_index: bool
+) -> tuple[np.ndarray, Callable[[int], np.ndarray], str]:
+    """The template's image ids in the order integer indices count, a reader of image i, and that order's name
+    (order_of_images, image_series, natural or alphabetical)."""
     templates = handle.get("stimulus/templates")
     if templates is None or template_name not in templates:
         available = ", ".join(templates) if templates is not None else "none"
@@ -252,34 +440,87 @@ def _read_images(path: Path, handle: h5py.File, template_name: str) -> tuple[np.
     if _neurodata_type(template) == "ImageSeries" or "data" in template and isinstance(template["data"], h5py.Dataset):
         frames = template["data"]
         image_ids = np.asarray([f"{template_name}{index:05d}" for index in range(frames.shape[0])])
-        return _as_rgb_uint8(path, frames.shape[0], lambda index: frames[index]), image_ids
+        return image_ids, lambda index: frames[index], "image_series"
     if "order_of_images" in template:
         names = [h5py.h5r.get_name(reference, handle.id).decode() for reference in template["order_of_images"][:]]
+        order = "order_of_images"
     else:
-        names = [template[name].name for name in sorted(template) if _neurodata_type(template[name]) in IMAGE_TYPES]
+        names = [template[name].name for name in template if _neurodata_type(template[name]) in IMAGE_TYPES]
+        if by_index and image_order == "recorded":
+            raise InputDataError(
+                path,
+                f"trials column '{image_column}' holds integer image indices, but stimulus template "
+                f"'{template_name}' records no order of its images (no order_of_images; HDF5 lists them "
+                "alphabetically: img0, img1, img10, ...), so which image an index means is unknown. Write the "
+                "Images with order_of_images, put the image names in the trials column, or set "
+                "preprocess.nwb_image_order to natural (img2 before img10) or alphabetical",
+            )
+        order = "natural" if image_order == "recorded" else image_order  # "recorded": trials name the images
+        names = _sorted_names(path, template_name, names, order, check_ambiguous=by_index)
     if not names:
         raise InputDataError(path, f"stimulus template '{template_name}' holds no images")
     for name in names:
         if _neurodata_type(handle[name]) not in IMAGE_TYPES:
             raise InputDataError(path, f"'{name}' in the template is a {_neurodata_type(handle[name])}, not an image")
-    image_ids = np.asarray([name.rsplit("/", 1)[-1] for name in names])
-    return _as_rgb_uint8(path, len(names), lambda index: handle[names[index]][()]), image_ids
+    if by_index and order == "order_of_images" and image_order != "recorded":
+        wanted = _sorted_names(path, template_name, names, image_order, check_ambiguous=True)
+        if wanted != names:
+            position = next(index for index, (a, b) in enumerate(zip(names, wanted, strict=True)) if a != b)
+            raise InputDataError(
+                path,
+                f"preprocess.nwb_image_order is {image_order}, but the file's order_of_images differs: index "
+                f"{position} is '{_basename(names[position])}' there and '{_basename(wanted[position])}' in "
+                f"{image_order} order. Leave nwb_image_order at recorded to use the file's order",
+            )
+    image_ids = np.asarray([_basename(name) for name in names])
+    return image_ids, lambda index: handle[names[index]][()], order
 
 
-def _as_rgb_uint8(path: Path, count: int, read) -> np.ndarray:  # noqa: ANN001
-    """Read `count` images one at a time into one preallocated (image, y, x, 3) uint8 array.
+def _basename(name: str) -> str:
+    return name.rsplit("/", 1)[-1]
+
+
+def _sorted_names(path: Path, template_name: str, names: list[str], order: str, check_ambiguous: bool) -> list[str]:
+    """`names` in natural (img2 before img10) or alphabetical order of their base names; where integer indices
+    depend on it (`check_ambiguous`), names the natural order cannot tell apart (img1, img01) are an error."""
+    if order == "alphabetical":
+        return sorted(names, key=_basename)
+
+    def natural(name: str) -> list[str | int]:
+        return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", _basename(name))]
+
+    ordered = sorted(names, key=lambda name: (natural(name), _basename(name)))
+    if check_ambiguous:
+        for first, second in itertools.pairwise(ordered):
+            if natural(first) == natural(second):
+                raise InputDataError(
+                    path,
+                    f"images '{_basename(first)}' and '{_basename(second)}' of stimulus template '{template_name}' "
+                    "have no natural order (the same number): set preprocess.nwb_image_order to alphabetical",
+                )
+    return ordered
+
+
+def _as_rgb_uint8(path: Path, image_ids: np.ndarray, read: Callable[[int], np.ndarray]) -> np.ndarray:
+    """Read the images one at a time into one preallocated (image, y, x, 3) uint8 array.
 
     Dataset objects are not kept open: HDF5 caches each open object, which for thousands of images
     costs several times the images' own size.
     """
     sample = np.asarray(read(0))
-    if sample.ndim not in (2, 3) or (sample.ndim == 3 and sample.shape[-1] not in (3, 4)):
-        raise InputDataError(path, f"stimulus images have shape {sample.shape}, expected (y, x) or (y, x, 3)")
-    images = np.empty((count, *sample.shape[:2], 3), dtype=np.uint8)
-    for index in range(count):
+    images = np.empty((len(image_ids), *sample.shape[:2], 3), dtype=np.uint8)
+    for index, image_id in enumerate(image_ids):
         frame = np.asarray(read(index)) if index else sample
+        if frame.ndim not in (2, 3) or (frame.ndim == 3 and frame.shape[-1] not in (3, 4)):
+            raise InputDataError(
+                path, f"stimulus image '{image_id}' has shape {frame.shape}, expected (y, x), (y, x, 3) or (y, x, 4)"
+            )
         if frame.shape[:2] != sample.shape[:2]:
-            raise InputDataError(path, f"stimulus images differ in size: {sample.shape[:2]} and {frame.shape[:2]}")
+            raise InputDataError(
+                path,
+                f"stimulus image '{image_id}' is {frame.shape[0]}x{frame.shape[1]} pixels, but the images "
+                f"before it (from '{image_ids[0]}') are {sample.shape[0]}x{sample.shape[1]}",
+            )
         if frame.ndim == 2:
             frame = frame[..., None]
         frame = frame[..., :3]
@@ -291,18 +532,21 @@ def _as_rgb_uint8(path: Path, count: int, read) -> np.ndarray:  # noqa: ANN001
     return images
 
 
-def _trial_image_indices(path: Path, values: np.ndarray, image_ids: np.ndarray) -> np.ndarray:
+def _trial_image_indices(path: Path, values: np.ndarray, image_ids: np.ndarray, trial_ids: np.ndarray) -> np.ndarray:
     if np.issubdtype(values.dtype, np.integer):
         indices = values.astype(np.int64)
-        missing = indices[(indices < 0) | (indices >= len(image_ids))]
+        missing = np.flatnonzero((indices < 0) | (indices >= len(image_ids)))
         if missing.size:
             raise InputDataError(
-                path, f"trials name image index {missing[0]}, but the template holds {len(image_ids)} images"
+                path,
+                f"trial {trial_ids[missing[0]]} names image index {indices[missing[0]]}, but the template holds "
+                f"{len(image_ids)} images ({missing.size} such trial(s))",
             )
         return indices
     names = values.astype(str)
     lookup = {name: index for index, name in enumerate(image_ids)}
-    unknown = sorted(set(names) - lookup.keys())
-    if unknown:
-        raise InputDataError(path, f"trials name images missing from the template: {', '.join(unknown[:5])}")
+    unknown = np.flatnonzero([name not in lookup for name in names])
+    if unknown.size:
+        listed = ", ".join(f"'{names[trial]}' (trial {trial_ids[trial]})" for trial in unknown[:5])
+        raise InputDataError(path, f"trials name images missing from the template: {listed}")
     return np.asarray([lookup[name] for name in names], dtype=np.int64)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Mapping
 from pathlib import Path
@@ -10,6 +11,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from compactcortex.config import load_schema
 from compactcortex.errors import InputDataError
 from compactcortex.nwb_io import read_recording_nwb
 from compactcortex.provenance import provenance_attrs
@@ -20,6 +22,24 @@ from compactcortex.spike_counts import count_spikes
 
 log = logging.getLogger(__name__)
 
+# Windows that abut (next start == this stop) can differ by a rounding error in seconds; far below any spike
+# time resolution, so such a sliver is not an overlap.
+OVERLAP_TOLERANCE_S = 1e-9
+
+
+def preprocess_settings(params: Mapping[str, Any]) -> dict[str, Any]:
+    """`params` (the config's preprocess section) with the schema's default for each key left out: the workflow
+    passes the whole section, callers such as tests and benchmarks only the keys they care about."""
+    properties = load_schema()["properties"]["preprocess"]["properties"]
+    defaults = {name: spec["default"] for name, spec in properties.items() if "default" in spec}
+    return {**defaults, **params}
+
+
+def counting_windows(recording: Recording, latency_ms: float, window_ms: float) -> tuple[np.ndarray, np.ndarray]:
+    """Each trial's counting window [onset + latency, onset + latency + window), seconds."""
+    start = recording.trial_onset + latency_ms / 1000.0
+    return start, start + window_ms / 1000.0
+
 
 def trial_responses(recording: Recording, latency_ms: float, window_ms: float) -> tuple[np.ndarray, np.ndarray]:
     """Spike counts arranged as (neuron, image, repeat), NaN-padded, for the images shown at least once.
@@ -27,8 +47,9 @@ def trial_responses(recording: Recording, latency_ms: float, window_ms: float) -
     Repeats of an image are numbered in presentation order. Returns the responses and the indices
     (into recording.images) of the images they cover.
     """
-    window_start = recording.trial_onset + latency_ms / 1000.0
-    counts = count_spikes(recording.spike_times, recording.unit_bounds, window_start, window_start + window_ms / 1000.0)
+    counts = count_spikes(
+        recording.spike_times, recording.unit_bounds, *counting_windows(recording, latency_ms, window_ms)
+    )
     shown, image_of_trial = np.unique(recording.trial_image, return_inverse=True)
     order = np.lexsort((recording.trial_onset, image_of_trial))
     sorted_image = image_of_trial[order]
@@ -39,13 +60,69 @@ def trial_responses(recording: Recording, latency_ms: float, window_ms: float) -
     return responses, shown
 
 
+def overlapping_windows(recording: Recording, latency_ms: float, window_ms: float) -> tuple[np.ndarray, np.ndarray]:
+    """Trials (positions) whose counting window overlaps that of the trial after them (in onset order), and
+    those next trials: spikes in the overlap would be counted for both."""
+    start, stop = counting_windows(recording, latency_ms, window_ms)
+    order = np.argsort(recording.trial_onset, kind="stable")
+    overlap = np.flatnonzero(start[order[1:]] < stop[order[:-1]] - OVERLAP_TOLERANCE_S)
+    return order[overlap], order[overlap + 1]
+
+
+def check_overlaps(recording: Recording, *, source: str | Path, params: Mapping[str, Any]) -> tuple[int, list[str]]:
+    """Overlapping counting windows are an error unless preprocess.allow_overlapping_windows; returns how many
+    trials overlap the next one, and the warning recorded when they are allowed."""
+    first, second = overlapping_windows(recording, params["latency_ms"], params["window_ms"])
+    if not first.size:
+        return 0, []
+    text = (
+        f"the counting windows ({params['window_ms']:g} ms from {params['latency_ms']:g} ms after onset) of "
+        f"{first.size} trial(s) overlap the next trial's, so spikes in the overlap count for both: first "
+        f"{recording.trial_label(first[0])} and {recording.trial_label(second[0])}"
+    )
+    if not params["allow_overlapping_windows"]:
+        raise InputDataError(
+            source,
+            f"{text}. Shorten preprocess.window_ms, or set preprocess.allow_overlapping_windows: true to count them",
+        )
+    log.warning("%s: %s (allowed by preprocess.allow_overlapping_windows)", source, text)
+    return int(first.size), [text]
+
+
+def unit_areas(source: str | Path, file_areas: np.ndarray, configured: str | None) -> np.ndarray:
+    """Each unit's brain area: the file's (units' or electrodes' location), or the configured one (the session's
+    `area` in the config) where the file does not say. A file that names another area is an error."""
+    known = sorted(set(file_areas.tolist()) - {"unknown"})
+    if configured is None:
+        if not known:
+            log.warning("%s: neither the file (location) nor the config (sessions: area) gives the area", source)
+        return file_areas
+    if any(area != configured for area in known):
+        raise InputDataError(
+            source,
+            f"the config gives the session's area as '{configured}', but the recording's units are in "
+            f"{', '.join(known)}: correct one of them, or remove the area from the config",
+        )
+    return np.full(file_areas.shape, configured)
+
+
 def preprocess_recording(
-    recording: Recording, *, source: str | Path, params: Mapping[str, Any], seed: int, inputs: list[Path]
+    recording: Recording,
+    *,
+    source: str | Path,
+    params: Mapping[str, Any],
+    seed: int,
+    inputs: list[Path],
+    area: str | None = None,
 ) -> xr.Dataset:
+    """Count spikes per trial and build the session dataset; `area` is the configured area of the session."""
+    params = preprocess_settings(params)
+    n_overlapping, warnings = check_overlaps(recording, source=source, params=params)
     responses, shown = trial_responses(recording, params["latency_ms"], params["window_ms"])
     never_shown = recording.images.shape[0] - shown.size
     if never_shown:
         log.info("%s: %d template images were never shown and are left out", source, never_shown)
+    latency, window = params["latency_ms"], params["window_ms"]
     return build_session_dataset(
         source=source,
         session=recording.session,
@@ -57,15 +134,23 @@ def preprocess_recording(
         image_types=recording.image_types[shown],
         source_index=shown,
         response_kind="single_trial",
-        latency_ms=params["latency_ms"],
-        window_ms=params["window_ms"],
+        latency_ms=latency,
+        window_ms=window,
         reliability_splits=params["reliability_splits"],
         min_reliability=params["min_reliability"],
         seed=int(rng_for(seed, recording.session, "reliability").integers(2**31)),
-        area=recording.area,
+        area=unit_areas(source, recording.areas_of_units(), area),
+        on_silent_neuron=params["on_silent_neuron"],
+        history=(
+            f"compactcortex.preprocess: spikes of each trial counted in [onset + {latency:g} ms, onset + "
+            f"{latency + window:g} ms) from {Path(source).name}"
+        ),
         attrs={
-            **provenance_attrs({"preprocess": dict(params), "seed": seed}, inputs),
+            **provenance_attrs({"preprocess": params, "seed": seed, "area": area}, inputs),
             "images_never_shown": int(never_shown),
+            "n_overlapping_windows": n_overlapping,
+            **recording.read_attrs,
+            "warnings_json": json.dumps([*recording.warnings, *warnings]),
         },
     )
 
@@ -77,12 +162,18 @@ def preprocess_nwb(
     params: Mapping[str, Any],
     seed: int,
     session: str | None = None,
+    area: str | None = None,
 ) -> None:
     """Read an NWB session, count spikes per trial and write the session dataset, named ``session`` (by default
-    the output file's name)."""
+    the output file's name). ``area``: the session's brain area from the config (None: the file's)."""
     nwb_path = Path(nwb_path)
+    params = preprocess_settings(params)
     recording = read_recording_nwb(
-        nwb_path, template_name=params["nwb_stimulus_template"], image_column=params["nwb_image_column"]
+        nwb_path,
+        template_name=params["nwb_stimulus_template"],
+        image_column=params["nwb_image_column"],
+        image_order=params["nwb_image_order"],
+        trial_filter=params["trial_filter"],
     )
     session = session or Path(output_path).stem
     if recording.session != session:
@@ -92,7 +183,7 @@ def preprocess_nwb(
         recording.session = session
     if recording.n_trials == 0:
         raise InputDataError(nwb_path, "no trials")
-    dataset = preprocess_recording(recording, source=nwb_path, params=params, seed=seed, inputs=[nwb_path])
+    dataset = preprocess_recording(recording, source=nwb_path, params=params, seed=seed, inputs=[nwb_path], area=area)
     write_session_dataset(dataset, output_path, params["compression_level"])
     log.info(
         "%s: %d neurons, %d images, median %d repeats, %d spikes",

@@ -14,6 +14,12 @@ class Recording:
     spike_times holds every unit's spike times (seconds) concatenated, each unit's run sorted;
     unit_bounds (n_units + 1) are the offsets of each unit's run. Trials are stimulus presentations:
     onset and offset (seconds) and the index of the image shown (into `images`).
+
+    `area` is where the writer says all units are (the virtual lab simulates V4); a recording read from a
+    file has `unit_areas` instead, each unit's area as the file states it ("unknown" where it does not).
+    `trial_ids` are the file's trial ids (for messages; by default the trials' positions). `read_attrs` and
+    `warnings` are what reading the file decided and found (image order, trials excluded, ...), for the
+    session dataset's attributes: JSON-ready values, without paths.
     """
 
     session: str
@@ -27,9 +33,24 @@ class Recording:
     images: np.ndarray
     image_ids: np.ndarray
     image_types: np.ndarray
-    area: str = "V4"
+    area: str = "unknown"
     description: str = ""
     metadata: dict[str, str] = field(default_factory=dict)
+    unit_areas: np.ndarray | None = None
+    trial_ids: np.ndarray | None = None
+    read_attrs: dict[str, str | int] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    def areas_of_units(self) -> np.ndarray:
+        """Each unit's brain area."""
+        if self.unit_areas is not None:
+            return np.asarray(self.unit_areas).astype(str)
+        return np.full(self.n_units, self.area)
+
+    def trial_label(self, trial: int) -> str:
+        """How messages name trial `trial` (a position): by the file's id and its onset."""
+        trial_id = trial if self.trial_ids is None else self.trial_ids[trial]
+        return f"trial {trial_id} (onset {self.trial_onset[trial]:.4f} s)"
 
     @property
     def n_units(self) -> int:

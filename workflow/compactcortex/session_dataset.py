@@ -6,15 +6,19 @@ Schema (README, "The session dataset"):
   dimension has length 1 and holds the published averages (float64, exact).
 - images(image, y, x, channel) uint8 RGB.
 - coordinates: neuron (ids), image (ids), repeat, channel, image_type(image), n_repeats(image),
-  source_index(image) (the image's index in the source recording).
+  source_index(image) (the image's index in the source recording), and area(neuron) where neurons differ in area.
 - per-neuron noise ceiling and z-scoring statistics (see NEURON_STATISTICS).
 - attributes: session, monkey, area, response_kind, response_units, latency_ms, window_ms, seed,
-  schema_version and the provenance (params_json, config_sha256, code_version, source files and sha256).
+  schema_version, dropped_neurons_json, the CF Conventions, title and history, the provenance (params_json,
+  config_sha256, code_version, source files and sha256) and what the source's reader recorded.
+Every variable and coordinate has a long_name and, where a unit exists, UDUNITS units (netcdf_metadata).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json
+import logging
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,18 +28,40 @@ import xarray as xr
 from compactcortex import metrics
 from compactcortex.atomic import atomic_path
 from compactcortex.errors import InputDataError
+from compactcortex.netcdf_metadata import VariableMetadata, with_cf_metadata
+
+log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = "1"
 RESPONSE_KINDS = ("single_trial", "repeat_averaged")
+SILENT_NEURON_POLICIES = ("drop", "error")
 NEURON_STATISTICS = {
-    "split_half_r": "Mean correlation between the means of random halves of the repeats (uncorrected).",
-    "spearman_brown_reliability": "Split-half reliability with the Spearman-Brown correction (noise ceiling).",
-    "trial_variance": "sigma2 of r2_ER: mean over images of the across-repeat variance (ddof=1).",
-    "n_repeats_median": "n of r2_ER: median number of repeats over images.",
-    "repeat_mean_variance": "Variance over images of the repeat-mean response (ddof=1).",
-    "explainable_variance_fraction": "Share of the repeat-mean variance that is not trial noise.",
-    "zscore_mean": "Mean over images of the repeat-mean response (z-scoring statistic).",
-    "zscore_std": "Standard deviation over images of the repeat-mean response (z-scoring statistic).",
+    "split_half_r": VariableMetadata(
+        "split-half correlation of the repeat-mean response",
+        "1",
+        {"comment": "Mean correlation between the means of random halves of the repeats (uncorrected)."},
+    ),
+    "spearman_brown_reliability": VariableMetadata(
+        "Spearman-Brown corrected split-half reliability (noise ceiling)",
+        "1",
+        {"comment": "split_half_r with the Spearman-Brown correction."},
+    ),
+    "trial_variance": VariableMetadata(
+        "trial-to-trial variance of the spike count",
+        "count2",
+        {"comment": "sigma2 of r2_ER: mean over images of the across-repeat variance (ddof=1)."},
+    ),
+    "n_repeats_median": VariableMetadata("median number of repeats per image", "count", {"comment": "n of r2_ER."}),
+    "repeat_mean_variance": VariableMetadata(
+        "variance over images of the repeat-mean spike count", "count2", {"comment": "ddof=1."}
+    ),
+    "explainable_variance_fraction": VariableMetadata(
+        "explainable variance fraction",
+        "1",
+        {"comment": "Share of the repeat-mean variance that is not trial noise: (var(mean) - sigma2/n) / var(mean)."},
+    ),
+    "zscore_mean": VariableMetadata("mean over images of the repeat-mean spike count", "count"),
+    "zscore_std": VariableMetadata("standard deviation over images of the repeat-mean spike count", "count"),
 }
 REQUIRED_VARIABLES = {
     "responses": ("neuron", "image", "repeat"),
@@ -63,52 +89,57 @@ def build_session_dataset(
     min_reliability: float,
     seed: int,
     source_index: np.ndarray | None = None,
-    area: str = "V4",
+    area: str | Sequence[str] = "unknown",
+    on_silent_neuron: str = "drop",
+    history: str = "compactcortex.session_dataset: session dataset assembled",
     attrs: Mapping[str, Any] | None = None,
 ) -> xr.Dataset:
-    """Check the arrays, compute the per-neuron statistics and assemble the session dataset.
+    """Check the arrays, leave out silent neurons, compute the per-neuron statistics and assemble the dataset.
 
-    `source` names the file the arrays came from, for error messages.
+    `source` names the file the arrays came from, for error messages. `area` is the neurons' brain area: one
+    for all, or one per neuron (then, where they differ, an area(neuron) coordinate is added). Silent neurons
+    (see silent_neurons) are dropped and listed in the attribute dropped_neurons_json, or with
+    on_silent_neuron="error" are an error. `history` is the CF history text (deterministic: no dates).
     """
     responses = np.asarray(responses, dtype=np.float64)
     images = np.asarray(images)
     neuron_ids = np.asarray(neuron_ids).astype(str)
     image_ids = np.asarray(image_ids).astype(str)
+    areas = np.asarray(area).astype(str)
     _check_arrays(source, responses, images, neuron_ids, image_ids, np.asarray(image_types), response_kind)
+    if areas.ndim == 0:
+        areas = np.full(neuron_ids.shape, str(areas))
+    elif areas.shape != neuron_ids.shape:
+        raise InputDataError(source, f"{neuron_ids.size} neurons but {areas.size} areas")
+    if on_silent_neuron not in SILENT_NEURON_POLICIES:
+        raise ValueError(f"on_silent_neuron must be one of {SILENT_NEURON_POLICIES}, not {on_silent_neuron!r}")
+    reasons = silent_neurons(responses)
+    dropped = [{"neuron": str(neuron_ids[index]), "reason": reason} for index, reason in reasons.items()]
+    if dropped:
+        listing = "; ".join(f"{item['neuron']} ({item['reason']})" for item in dropped[:10])
+        if on_silent_neuron == "error":
+            raise InputDataError(
+                source,
+                f"silent neurons (nothing to model): {listing}. "
+                "Set preprocess.on_silent_neuron: drop to leave them out",
+            )
+        if len(dropped) == neuron_ids.size:
+            raise InputDataError(source, f"every neuron is silent (nothing to model): {listing}")
+        log.warning("%s: %d silent neurons left out: %s", source, len(dropped), listing)
+        kept = np.setdiff1d(np.arange(neuron_ids.size), list(reasons))
+        responses, neuron_ids, areas = responses[kept], neuron_ids[kept], areas[kept]
     n_repeats = np.max(np.sum(np.isfinite(responses), axis=2), axis=0).astype(np.int16)
     repeat_mean = np.nanmean(responses, axis=2)
-    zscore_std = repeat_mean.std(axis=1, ddof=1)
-    silent = neuron_ids[~(zscore_std > 0)]
-    if silent.size:
-        raise InputDataError(
-            source, f"neurons with zero variance across images (nothing to model): {', '.join(silent[:10])}"
-        )
     statistics = _noise_ceiling(responses, response_kind, reliability_splits, seed)
     statistics["zscore_mean"] = repeat_mean.mean(axis=1)
-    statistics["zscore_std"] = zscore_std
+    statistics["zscore_std"] = repeat_mean.std(axis=1, ddof=1)
     reliability = statistics["spearman_brown_reliability"]
     reliable = np.where(np.isnan(reliability), True, reliability >= min_reliability)
     data_vars = {
-        "responses": (
-            ("neuron", "image", "repeat"),
-            responses.astype(_response_dtype(response_kind)),
-            {
-                "long_name": "spike count per trial in the counting window",
-                "units": "spikes",
-            },
-        ),
-        "images": (("image", "y", "x", "channel"), images, {"long_name": "stimulus image", "units": "pixel value"}),
-        **{
-            name: ("neuron", np.asarray(statistics[name], np.float64), {"long_name": text})
-            for name, text in NEURON_STATISTICS.items()
-        },
-        "reliable": (
-            "neuron",
-            reliable.astype(np.int8),
-            {
-                "long_name": f"1 where spearman_brown_reliability >= {min_reliability} (or it is unknown)",
-            },
-        ),
+        "responses": (("neuron", "image", "repeat"), responses.astype(_response_dtype(response_kind))),
+        "images": (("image", "y", "x", "channel"), images),
+        **{name: ("neuron", np.asarray(statistics[name], np.float64)) for name in NEURON_STATISTICS},
+        "reliable": ("neuron", reliable.astype(np.int8)),
     }
     coords = {
         "neuron": neuron_ids,
@@ -119,10 +150,13 @@ def build_session_dataset(
         "n_repeats": ("image", n_repeats),
         "source_index": ("image", np.arange(len(image_ids)) if source_index is None else np.asarray(source_index)),
     }
+    session_areas = sorted(set(areas.tolist()))
+    if len(session_areas) > 1:
+        coords["area"] = ("neuron", areas)
     dataset_attrs = {
         "session": session,
         "monkey": monkey,
-        "area": area,
+        "area": ",".join(session_areas),
         "response_kind": response_kind,
         "response_units": "spike count in the counting window",
         "latency_ms": float(latency_ms),
@@ -131,9 +165,55 @@ def build_session_dataset(
         "reliability_splits": int(reliability_splits),
         "seed": int(seed),
         "schema_version": SCHEMA_VERSION,
+        "dropped_neurons_json": json.dumps(dropped),
         **dict(attrs or {}),
     }
-    return xr.Dataset(data_vars, coords=coords, attrs=dataset_attrs)
+    dataset = xr.Dataset(data_vars, coords=coords, attrs=dataset_attrs)
+    title = (
+        f"Session {session} ({monkey}, {dataset_attrs['area']}): responses of {neuron_ids.size} neurons "
+        f"to {image_ids.size} images"
+    )
+    return with_cf_metadata(dataset, _variable_metadata(response_kind, min_reliability), title=title, history=history)
+
+
+def silent_neurons(responses: np.ndarray) -> dict[int, str]:
+    """Neurons that give a model nothing to fit, by index, with the reason: no spikes counted at all, or the
+    same repeat-mean response to every image (zero variance across images)."""
+    repeat_mean = np.nanmean(responses, axis=2)
+    spread = repeat_mean.std(axis=1, ddof=1)
+    reasons = {}
+    for index in np.flatnonzero(~(spread > 0)):
+        if np.nansum(responses[index]) == 0:
+            reasons[int(index)] = "no spikes in any counting window"
+        else:
+            reasons[int(index)] = "the same repeat-mean response to every image"
+    return reasons
+
+
+def _variable_metadata(response_kind: str, min_reliability: float) -> dict[str, VariableMetadata]:
+    responses = (
+        "spike count per trial in the counting window"
+        if response_kind == "single_trial"
+        else "spike count in the counting window, averaged over repeats"
+    )
+    return {
+        "responses": VariableMetadata(responses, "count"),
+        "images": VariableMetadata("stimulus image (RGB pixel value, 0-255)", "1"),
+        **NEURON_STATISTICS,
+        "reliable": VariableMetadata(
+            f"1 where spearman_brown_reliability >= {min_reliability} (or it is unknown)",
+            None,
+            {"flag_values": np.array([0, 1], dtype=np.int8), "flag_meanings": "unreliable reliable"},
+        ),
+        "neuron": VariableMetadata("neuron id"),
+        "image": VariableMetadata("image id"),
+        "repeat": VariableMetadata("repeat number of the image, in presentation order"),
+        "channel": VariableMetadata("colour channel"),
+        "image_type": VariableMetadata("image type"),
+        "n_repeats": VariableMetadata("number of repeats recorded for the image", "count"),
+        "source_index": VariableMetadata("index of the image in the source (see the attribute image_order)"),
+        "area": VariableMetadata("brain area of the neuron"),
+    }
 
 
 def _response_dtype(response_kind: str) -> type:
@@ -162,6 +242,8 @@ def _check_arrays(
     n_neurons, n_images, _ = responses.shape
     if n_neurons == 0:
         fail("no neurons")
+    if n_images < 2:
+        fail(f"responses to {n_images} image(s): a neuron's tuning needs at least 2 images")
     if images.shape[0] != n_images:
         fail(f"responses cover {n_images} images but there are {images.shape[0]} images")
     if image_ids.shape != (n_images,) or image_types.shape != (n_images,):

@@ -51,6 +51,11 @@ def section(*keys):
     return sorted_keys(value)
 
 
+def session_area(wildcards):
+    """The brain area the config gives the session (None: read from the recording)."""
+    return next(entry.get("area") for entry in config["sessions"] if entry["id"] == wildcards.session)
+
+
 def lab_design(wildcards):
     """The simulated session's design: that of its role."""
     return section("virtual_lab", "roles", ROLES[wildcards.session])

@@ -1,5 +1,6 @@
 # Preprocessing: recordings -> one session dataset (NetCDF) per session.
 
+
 if SOURCE["kind"] in ("virtual_lab", "nwb"):
 
     rule preprocess_session:
@@ -10,6 +11,7 @@ if SOURCE["kind"] in ("virtual_lab", "nwb"):
         params:
             preprocess=section("preprocess"),
             seed=config["seed"],
+            area=session_area,
         log:
             f"{DATA}/logs/preprocess_session/{{session}}.log",
         benchmark:
@@ -35,6 +37,7 @@ else:
             preprocess=section("preprocess"),
             seed=config["seed"],
             monkey=cowley_monkey,
+            area=session_area,
         log:
             f"{DATA}/logs/ingest_cowley_session/{{session}}.log",
         benchmark:

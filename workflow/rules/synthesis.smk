@@ -87,6 +87,7 @@ rule preprocess_closed_loop:
         preprocess=section("preprocess"),
         seed=config["seed"],
         session=lambda wildcards: f"{wildcards.session}_closedloop",
+        area=session_area,  # the same neurons as the compressed session's
     log:
         f"{DATA}/logs/preprocess_closed_loop/{{session}}.log",
     benchmark:

@@ -15,4 +15,5 @@ with logging_to(snakemake.log[0]):
         params=snakemake.params.preprocess,
         seed=snakemake.params.seed,
         monkey=snakemake.params.monkey,
+        area=snakemake.params.area,
     )

@@ -14,4 +14,5 @@ with logging_to(snakemake.log[0]):
         params=snakemake.params.preprocess,
         seed=snakemake.params.seed,
         session=snakemake.params.get("session"),
+        area=snakemake.params.area,
     )

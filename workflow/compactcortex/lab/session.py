@@ -143,6 +143,7 @@ def record_session(
         images=images,
         image_ids=image_ids,
         image_types=image_types,
+        area="V4",
         description=description,
     )
     write_recording_nwb(
