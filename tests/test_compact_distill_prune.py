@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from compactcortex.compact import CompactModel
-from compactcortex.compact.distill import DistillSettings, distill, fidelity_r2, predict
+from compactcortex.compact.distill import DistillSettings, distill, fidelity_r2, predict, squared_correlation
 from compactcortex.compact.prune import PruneSettings, prune, rebuild_with_filters, zeroed_filters
 
 SIZE = 16
@@ -161,3 +161,16 @@ def test_pruning_removes_exactly_the_dead_filters() -> None:
         assert report["kept"][layer] == [i for i in range(n_filters) if i not in dead[layer]]
     assert report["fidelity_after"] == pytest.approx(report["fidelity_before"], abs=1e-9)
     np.testing.assert_allclose(predict(pruned, images), predict(model, images), atol=1e-8)
+
+
+def test_squared_correlation_of_a_column_does_not_depend_on_its_neighbours() -> None:
+    """A strided column is summed in another order than a contiguous one (its last bit would depend on how many
+    columns share the array); each column's r^2 must equal the r^2 of that column alone, exactly."""
+    rng = np.random.default_rng(5)
+    predictions, targets = rng.normal(size=(1001, 3)), rng.normal(size=(1001, 3))
+    targets[:, 1] += predictions[:, 1]
+    together = squared_correlation(predictions, targets)
+    for column in range(3):
+        alone = squared_correlation(predictions[:, column].copy(), targets[:, column].copy())
+        assert together[column] == alone[0]
+    assert squared_correlation(predictions[:, :1], np.ones((1001, 1)))[0] == 0.0  # constant: undefined -> 0

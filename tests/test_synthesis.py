@@ -22,6 +22,7 @@ from compactcortex.synthesis.images import (
     synthesize,
     white_noise,
 )
+from compactcortex.synthesis.jobs import StimulusDesign, neuron_stimuli
 from tests.test_compact_bank import make_students, randomise_batchnorm_
 from tests.test_compact_distill_prune import make_images
 
@@ -349,3 +350,33 @@ def test_bad_synthesis_settings_are_refused(kwargs: dict) -> None:
 def test_bad_adversarial_settings_are_refused(kwargs: dict) -> None:
     with pytest.raises(ValueError):
         AdversarialSettings(**kwargs)
+
+
+def test_a_neurons_stimuli_and_their_order_do_not_depend_on_its_chunk() -> None:
+    """The stimulus set concatenates the chunks' rows: each neuron's rows together, in neuron order, so the set (and
+    the closed loop's noise draws, which follow its order) is the same however the neurons are split into jobs."""
+    models = [make_neuron(filters, seed) for seed, filters in enumerate(PRUNED_FILTERS)]
+    neurons = ["n0", "n1", "n2"]
+    rng = np.random.default_rng(3)
+    images = rng.integers(0, 256, (40, STIMULUS, STIMULUS, 3), dtype=np.uint8)
+    types = np.array(["natural"] * 30 + ["gaudy"] * 10)
+    pool = (images, np.array([f"p{i:02d}" for i in range(40)]), types, np.array(["heldout"] * 40))
+    design = StimulusDesign(
+        starts=2,
+        natural_top=2,
+        controls=6,
+        adversarial_sources=1,
+        synthesis=SynthesisSettings(steps=5, smooth_every=5),
+        adversarial=AdversarialSettings(steps=3),
+        batched=False,
+        device="cpu",
+    )
+    controls = np.arange(6)
+    together = neuron_stimuli(models, neurons, pool, controls, design, seed=1)
+    split = neuron_stimuli(models[:2], neurons[:2], pool, controls, design, seed=1) + neuron_stimuli(
+        models[2:], neurons[2:], pool, controls, design, seed=1
+    )
+    assert [row["image"] for row in together] == [row["image"] for row in split]
+    assert [row["neuron"] for row in together] == sorted(row["neuron"] for row in together)
+    for a, b in zip(together, split, strict=True):
+        assert np.array_equal(a["pixels"], b["pixels"]) and a["predicted"] == b["predicted"]

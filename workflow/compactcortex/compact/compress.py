@@ -139,7 +139,10 @@ def compress_neurons(
         raise ValueError(f"labels {labels.shape}, split {split.shape} and {len(pool_images)} pool images disagree")
     train, heldout = split == "train", split == "heldout"
     train_images, heldout_images = pool_images[train], pool_images[heldout]
-    mean, sd = labels[:, train].mean(axis=1), labels[:, train].std(axis=1)
+    # Each neuron's statistics from its own contiguous row: a reduction over a strided 2-D slice sums in another
+    # order (how many neurons share the array would change the last bit of a neuron's model).
+    mean = np.array([labels[row][train].mean() for row in range(len(labels))])
+    sd = np.array([labels[row][train].std() for row in range(len(labels))])
     if np.any(sd == 0):
         raise ValueError(f"the teacher's labels are constant for {list(np.asarray(neuron_ids)[sd == 0])}")
     targets = ((labels - mean[:, None]) / sd[:, None]).T  # (image, neuron)

@@ -166,11 +166,16 @@ def squared_correlation(predictions: np.ndarray, targets: np.ndarray) -> np.ndar
     t = t[:, None] if t.ndim == 1 else t
     if p.shape != t.shape:
         raise ValueError(f"predictions {p.shape} and targets {t.shape} differ")
-    p = p - p.mean(axis=0)
-    t = t - t.mean(axis=0)
-    denominator = np.sqrt((p**2).sum(axis=0) * (t**2).sum(axis=0))
-    r = np.divide((p * t).sum(axis=0), denominator, out=np.zeros(p.shape[1]), where=denominator > 0)
-    return r**2
+    return np.array([_squared_correlation_1d(p[:, column], t[:, column]) for column in range(p.shape[1])])
+
+
+def _squared_correlation_1d(p: np.ndarray, t: np.ndarray) -> float:
+    """One column, copied contiguous: numpy sums a strided column in another order than a contiguous one, so a
+    column's r^2 would otherwise depend on how many columns share its array."""
+    p, t = np.array(p, dtype=np.float64), np.array(t, dtype=np.float64)
+    p, t = p - p.mean(), t - t.mean()
+    denominator = np.sqrt((p**2).sum() * (t**2).sum())
+    return float((p * t).sum() / denominator) ** 2 if denominator > 0 else 0.0
 
 
 def fidelity_r2(

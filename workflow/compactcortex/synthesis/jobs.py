@@ -126,7 +126,9 @@ def neuron_stimuli(
     synthesis_direction = torch.tensor([1.0] * design.starts + [-1.0] * design.starts)
     adversarial_direction = torch.tensor([1.0, -1.0] * design.adversarial_sources)
     groups = [list(range(len(models)))] if design.batched else [[i] for i in range(len(models))]
-    rows: list[dict[str, Any]] = []
+    # each neuron's images together, in neuron order: the stimulus set's order (and so the closed loop's noise
+    # draws) does not depend on how the neurons are grouped into jobs
+    rows_of: dict[str, list[dict[str, Any]]] = {neuron: [] for neuron in neurons}
     for group in tqdm(groups, desc="synthesis", unit="group", mininterval=10):
         bank = as_bank([models[i] for i in group])
         best, responses = synthesize(bank, _stack(starts, group, design.device), synthesis_direction, design.synthesis)
@@ -138,20 +140,22 @@ def neuron_stimuli(
             synthesised = _to_uint8(best[:, column])
             for j in range(2 * design.starts):
                 kind = MAXIMIZING if j < design.starts else MINIMIZING
-                rows.append(_row(neuron, kind, j % design.starts, synthesised[j], "", responses[j, column]))
+                rows_of[neuron].append(_row(neuron, kind, j % design.starts, synthesised[j], "", responses[j, column]))
             adversarial_images = _to_uint8(perturbed[:, column])
             for j in range(2 * design.adversarial_sources):
                 kind = ADVERSARIAL_UP if j % 2 == 0 else ADVERSARIAL_DOWN
                 source = image_ids[sources[i][j // 2]]
-                rows.append(_row(neuron, kind, j // 2, adversarial_images[j], source, adversarial_responses[j, column]))
+                rows_of[neuron].append(
+                    _row(neuron, kind, j // 2, adversarial_images[j], source, adversarial_responses[j, column])
+                )
     natural = np.flatnonzero(image_types == "natural")
     for model, neuron in zip(models, neurons, strict=True):
         predicted = predict(model, images[natural])[:, 0]
         for rank, index in enumerate(np.argsort(-predicted, kind="stable")[: design.natural_top]):
-            rows.append(
+            rows_of[neuron].append(
                 _row(neuron, NATURAL_TOP, rank, images[natural[index]], image_ids[natural[index]], predicted[index])
             )
-    return rows
+    return [row for neuron in neurons for row in rows_of[neuron]]
 
 
 def adversarial_sources(model: CompactModel, control_images: np.ndarray, controls: np.ndarray, n: int) -> np.ndarray:
