@@ -1,5 +1,6 @@
 # compactcortex: recordings of visual-cortex neurons -> deep ensemble -> compact models -> figures.
 # This entry file only loads and validates the configuration and includes one rule file per stage.
+import os
 import sys
 from pathlib import Path
 
@@ -7,11 +8,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
 
 from compactcortex.config import validate_config  # noqa: E402
+from compactcortex.provenance import CODE_VERSION_VARIABLE, code_version  # noqa: E402
 
 
 configfile: Path(workflow.basedir) / "config.yaml"
 
 
+# The code version is read once per run (git) and handed to every job through the environment.
+os.environ.setdefault(CODE_VERSION_VARIABLE, code_version())
 config.update(validate_config(config, source="the configuration (config.yaml and --configfile/--config)"))
 # A relative data path is relative to the repository (this file), wherever Snakemake runs (--directory, make verify).
 if config["source"].get("path") and not Path(config["source"]["path"]).is_absolute():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import os
 import subprocess
 from collections.abc import Iterable, Mapping
 from importlib import metadata
@@ -26,21 +27,39 @@ def sha256_file(path: str | Path, chunk_bytes: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+CODE_VERSION_VARIABLE = "COMPACTCORTEX_CODE_VERSION"
+
+
 @functools.lru_cache(maxsize=1)
 def code_version() -> str:
-    """Package version plus the git commit of the checkout (with '-dirty' for uncommitted changes)."""
+    """Package version plus the git commit of the checkout (with '-dirty' for uncommitted changes to tracked files).
+
+    Read once per run: the Snakefile exports it in ``COMPACTCORTEX_CODE_VERSION`` for the jobs it starts. Reading
+    it never writes into the repository: ``git describe --dirty`` and a plain ``git status`` refresh the index when
+    file times are stale (a job writing ``.git/index`` races the user's commit), so the commit comes from
+    ``describe`` without ``--dirty`` and the changes from ``status`` with optional locks off.
+    """
+    if os.environ.get(CODE_VERSION_VARIABLE):
+        return os.environ[CODE_VERSION_VARIABLE]
     version = compactcortex.__version__
-    try:
-        described = subprocess.run(
-            ["git", "-C", str(REPOSITORY_ROOT), "describe", "--always", "--dirty", "--abbrev=12"],
+    environment = {**os.environ, "GIT_OPTIONAL_LOCKS": "0"}
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", "-C", str(REPOSITORY_ROOT), *args],
             capture_output=True,
             text=True,
             timeout=10,
             check=True,
+            env=environment,
         ).stdout.strip()
+
+    try:
+        commit = git("describe", "--always", "--abbrev=12")
+        dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
     except (OSError, subprocess.SubprocessError):
-        described = ""
-    return f"{version}+g{described}" if described else version
+        return version
+    return f"{version}+g{commit}{'-dirty' if dirty else ''}" if commit else version
 
 
 @functools.lru_cache(maxsize=1)
