@@ -29,26 +29,29 @@ def test_default_dag_plans_every_session(tmp_path: Path) -> None:
     result = snakemake(tmp_path, "--dry-run", "--quiet", "rules")
     rows = [line.split() for line in result.stdout.splitlines()]
     counts = {row[0]: int(row[1]) for row in rows if len(row) == 2 and row[1].isdigit()}
-    members = load_config(DEFAULT_CONFIG_PATH)["ensemble"]["members"]
-    assert counts == {
-        "simulate_session": 8,
-        "preprocess_session": 8,
-        "extract_features": 11,  # 8 sessions, the candidate pool, 2 distillation pools
+    config = load_config(DEFAULT_CONFIG_PATH)
+    members = config["ensemble"]["members"]
+    sessions = len(config["sessions"])
+    tests = sum(session["role"] == "test" for session in config["sessions"])
+    expected = {
+        "simulate_session": sessions,
+        "preprocess_session": sessions,
+        "extract_features": sessions + 1 + tests,  # every session, the candidate pool, a distillation pool per test
         "train_member": members,
-        "map_session": 2,
-        "task_driven_session": 2,
-        "evaluate_session": 2,
+        "map_session": tests,
+        "task_driven_session": tests,
+        "evaluate_session": tests,
         "candidate_pool": 1,
         "select_active_learning_images": 1,
-        "distillation_pool": 2,
-        "teacher_labels": 2,
-        "plan_compression": 2,  # the checkpoint: compress_neurons jobs are planned once it has run
-        "collect_compact_models": 2,
+        "distillation_pool": tests,
+        "teacher_labels": tests,
+        "plan_compression": tests,  # the checkpoint: compress_neurons jobs are planned once it has run
+        "collect_compact_models": tests,
         "compact_comparison": 1,
-        "collect_stimuli": 2,  # synthesize_images jobs, one per compression job, are planned after the checkpoint
-        "simulate_closed_loop": 2,
-        "preprocess_closed_loop": 2,
-        "score_closed_loop": 2,
+        "collect_stimuli": tests,  # synthesize_images jobs, one per compression job, are planned after the checkpoint
+        "simulate_closed_loop": tests,
+        "preprocess_closed_loop": tests,
+        "score_closed_loop": tests,
         "analyze_compressibility": 1,
         "analyze_dots": 1,
         "figure_accuracy": 1,
@@ -58,8 +61,8 @@ def test_default_dag_plans_every_session(tmp_path: Path) -> None:
         "summary": 1,
         "manifest": 1,
         "all": 1,
-        "total": 61 + members,
-    }, result.stdout
+    }
+    assert counts == {**expected, "total": sum(expected.values())}, result.stdout
 
 
 def test_cowley_dag_plans_ingest(tmp_path: Path) -> None:
