@@ -35,10 +35,8 @@ verify: install
 dry-run: install
 	$(SNAKEMAKE) --dry-run
 
-# Two pytest workers (pytest-xdist): the tiny end-to-end run's tests share one worker, the unit tests take the other.
-TEST_WORKERS ?= 2
 test: install
-	$(BIN)/python -m pytest -m "not slurm" -n $(TEST_WORKERS) --dist loadgroup
+	$(BIN)/python -m pytest -m "not slurm"
 
 # The pipeline on a real one-node SLURM cluster that the test starts and stops (needs slurm-wlm, munge and root).
 test-slurm: install

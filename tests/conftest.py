@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -28,20 +27,6 @@ def run_snakemake(
     if check and result.returncode != 0:
         raise AssertionError(f"{' '.join(command)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}")
     return result
-
-
-if os.environ.get("PYTEST_XDIST_WORKER"):
-    # Two workers on two cores: each computes on one thread (two threads each would oversubscribe the cores, and
-    # OpenMP's spinning threads then slow a worker many times over).
-    torch.set_num_threads(1)
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Under pytest-xdist (``make test`` runs two workers), every test of the one tiny run goes to the same worker,
-    so the run is made once while the other worker takes the unit tests."""
-    for item in items:
-        if "tiny_local_run" in getattr(item, "fixturenames", ()):
-            item.add_marker(pytest.mark.xdist_group("tiny_local_run"))
 
 
 @pytest.fixture(scope="session")
