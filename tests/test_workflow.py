@@ -176,10 +176,11 @@ def test_tiny_pipeline_end_to_end(tiny_local_run: Path) -> None:
     assert planned_jobs(tmp_path, synthesis={"steps": 20}) == {
         "synthesize_images": 3, **synthesis, "summary": 1, "manifest": 1, "all": 1,
     }  # fmt: skip
-    assert planned_jobs(tmp_path, synthesis={"threads": 2}) == {}
-    # how the neurons are split into jobs, and threads, change no model
+    # how the neurons are split into jobs changes no model, and no stage's threads change any output
     assert planned_jobs(tmp_path, compact={"neurons_per_job": 4})["plan_compression"] == 1
-    assert planned_jobs(tmp_path, compact={"threads": 2}) == {}
+    threads = {"threads": 2}
+    assert planned_jobs(tmp_path, features=threads, ensemble=threads, task_driven=threads, compact=threads,
+                        synthesis=threads) == {}  # fmt: skip
 
 
 def check_compact_models(data: Path, n_reliable: int, summary: dict) -> None:

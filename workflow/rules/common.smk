@@ -44,11 +44,12 @@ def recording_nwb(wildcards):
 
 
 def section(*keys):
-    """A config section as a rule's params (keys sorted: reordering the YAML reruns nothing)."""
+    """A config section as a rule's params (keys sorted: reordering the YAML reruns nothing), without its threads:
+    a job's threads come through ``threads:`` and change none of its outputs, so changing them reruns nothing."""
     value = config
     for key in keys:
         value = value[key]
-    return sorted_keys(value)
+    return sorted_keys(_without_threads(value))
 
 
 def session_area(wildcards):
@@ -86,16 +87,17 @@ def images_of(wildcards):
 
 
 def feature_layers_of(wildcards):
-    """Sessions get every layer (the task-driven baseline chooses among them); pools only the ensemble's."""
-    if wildcards.image_set in SESSIONS:
+    """Test sessions get every layer (their task-driven baseline chooses among them); the other sessions and the
+    pools only the ensemble's (the backbone then stops there)."""
+    if wildcards.image_set in TEST_SESSIONS:
         return None
     return [config["features"]["layer"]]
 
 
 def compression_settings():
     """What a compression job's models depend on: not which sessions are compressed, nor how the neurons are
-    split into jobs, nor the threads (changing those reruns no model)."""
-    return {k: v for k, v in section("compact").items() if k not in ("sessions", "neurons_per_job", "threads")}
+    split into jobs (changing those reruns no model)."""
+    return {k: v for k, v in section("compact").items() if k not in ("sessions", "neurons_per_job")}
 
 
 def compression_chunks(wildcards):
@@ -154,11 +156,6 @@ def pool_image_size():
     if SOURCE["kind"] == "virtual_lab":
         return config["virtual_lab"]["image_size"]
     return config["active_learning"]["image_size"]
-
-
-def synthesis_settings():
-    """What a session's synthesised images depend on: not the threads."""
-    return {k: v for k, v in section("synthesis").items() if k != "threads"}
 
 
 def synthesis_chunk_files(wildcards):

@@ -39,7 +39,7 @@ rule teacher_labels:
         f"{DATA}/logs/teacher_labels/{{session}}.log",
     benchmark:
         f"{DATA}/benchmarks/teacher_labels/{{session}}.tsv"
-    threads: 2
+    threads: config["ensemble"]["threads"]
     resources:
         mem_mb=6000,
         runtime=30,
@@ -62,6 +62,7 @@ checkpoint plan_compression:
     benchmark:
         f"{DATA}/benchmarks/plan_compression/{{session}}.tsv"
     threads: 1
+    priority: 10  # a few seconds that let the scheduler see the session's compression jobs at once
     resources:
         mem_mb=1000,
         runtime=5,
@@ -129,7 +130,7 @@ rule published_compact_predictions:
         f"{DATA}/logs/published_compact_predictions/{{session}}.log",
     benchmark:
         f"{DATA}/benchmarks/published_compact_predictions/{{session}}.tsv"
-    threads: 2
+    threads: config["compact"]["threads"]
     resources:
         mem_mb=4000,
         runtime=30,

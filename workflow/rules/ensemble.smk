@@ -13,7 +13,7 @@ rule extract_features:
         f"{DATA}/logs/extract_features/{{image_set}}.log",
     benchmark:
         f"{DATA}/benchmarks/extract_features/{{image_set}}.tsv"
-    threads: 2
+    threads: config["features"]["threads"]
     resources:
         mem_mb=lambda wildcards: feature_job_resources(wildcards)["mem_mb"],
         runtime=lambda wildcards: feature_job_resources(wildcards)["runtime"],
@@ -69,7 +69,7 @@ rule map_session:
         f"{DATA}/logs/map_session/{{session}}.log",
     benchmark:
         f"{DATA}/benchmarks/map_session/{{session}}.tsv"
-    threads: 2
+    threads: config["ensemble"]["threads"]
     resources:
         mem_mb=6000,
         runtime=60,
@@ -94,7 +94,7 @@ rule task_driven_session:
         f"{DATA}/logs/task_driven_session/{{session}}.log",
     benchmark:
         f"{DATA}/benchmarks/task_driven_session/{{session}}.tsv"
-    threads: 2
+    threads: config["task_driven"]["threads"]
     resources:
         mem_mb=6000,
         runtime=60,
@@ -141,7 +141,7 @@ rule select_active_learning_images:
         f"{DATA}/logs/select_active_learning_images.log",
     benchmark:
         f"{DATA}/benchmarks/select_active_learning_images.tsv"
-    threads: 2
+    threads: config["ensemble"]["threads"]
     resources:
         mem_mb=4000,
         runtime=30,

@@ -8,7 +8,7 @@ rule synthesize_images:
     output:
         stimuli=f"{DATA}/synthesis/{{session}}/chunks/{{chunk}}.nc",
     params:
-        synthesis=synthesis_settings(),
+        synthesis=section("synthesis"),
         seed=config["seed"],
     log:
         f"{DATA}/logs/synthesize_images/{{session}}_{{chunk}}.log",
@@ -33,7 +33,7 @@ rule collect_stimuli:
     output:
         stimulus_set=directory(f"{DATA}/synthesis/{{session}}/stimulus_set"),
     params:
-        synthesis=synthesis_settings(),
+        synthesis=section("synthesis"),
     log:
         f"{DATA}/logs/collect_stimuli/{{session}}.log",
     benchmark:
