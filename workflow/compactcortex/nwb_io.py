@@ -18,8 +18,10 @@ import h5py
 import hdmf.container
 import numpy as np
 from hdmf.backends.hdf5.h5_utils import H5DataIO
+from hdmf.common import VectorData
 from pynwb import NWBHDF5IO, NWBFile
 from pynwb.base import ImageReferences, Images
+from pynwb.epoch import TimeIntervals
 from pynwb.file import Subject
 from pynwb.image import IndexSeries, RGBImage
 from pynwb.misc import Units
@@ -113,14 +115,24 @@ def _write_recording_nwb(
             description="Index (in order_of_images) of the image shown at each onset.",
         )
     )
-    nwbfile.add_trial_column(image_column, "Index of the image shown, into the stimulus template's order.")
-    nwbfile.add_trial_column(IMAGE_TYPE_COLUMN, "Type of the image shown (natural, gaudy, ...).")
-    for onset, offset, image in zip(recording.trial_onset, recording.trial_offset, recording.trial_image, strict=True):
-        nwbfile.add_trial(
-            start_time=float(onset),
-            stop_time=float(offset),
-            **{image_column: int(image), IMAGE_TYPE_COLUMN: str(recording.image_types[image])},
-        )
+    # Built column by column (add_trial row by row costs a second per thousand trials); the same table.
+    trial_columns = {
+        "start_time": ("Start time of epoch, in seconds", np.asarray(recording.trial_onset, dtype=np.float64)),
+        "stop_time": ("Stop time of epoch, in seconds", np.asarray(recording.trial_offset, dtype=np.float64)),
+        image_column: (
+            "Index of the image shown, into the stimulus template's order.",
+            np.asarray(recording.trial_image, dtype=np.int64),
+        ),
+        IMAGE_TYPE_COLUMN: (
+            "Type of the image shown (natural, gaudy, ...).",
+            [str(recording.image_types[image]) for image in recording.trial_image],
+        ),
+    }
+    nwbfile.trials = TimeIntervals(
+        name="trials",
+        description="experimental trials",
+        columns=[VectorData(name=name, description=text, data=data) for name, (text, data) in trial_columns.items()],
+    )
     nwbfile.units = Units(
         name="units",
         description=f"Sorted units recorded in {recording.area}.",
