@@ -88,6 +88,7 @@ rule compress_neurons:
     benchmark:
         f"{DATA}/benchmarks/compress_neurons/{{session}}_{{chunk}}.tsv"
     threads: config["compact"]["threads"]
+    priority: 5  # the longest jobs first: the short ones that follow fill the cores at the end
     resources:
         mem_mb=COMPRESSION_RESOURCES["mem_mb"],
         runtime=COMPRESSION_RESOURCES["runtime"],
