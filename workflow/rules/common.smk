@@ -32,6 +32,16 @@ wildcard_constraints:
     member=r"\d+",
 
 
+def logs(path):
+    """A job's log, under results/<dataset>/logs/ (wildcards in braces, as in any path of a rule)."""
+    return f"{DATA}/logs/{path}"
+
+
+def benchmarks(path):
+    """A job's benchmark (time and memory), under results/<dataset>/benchmarks/."""
+    return f"{DATA}/benchmarks/{path}"
+
+
 def session_datasets():
     return expand(f"{DATA}/sessions/{{session}}.nc", session=SESSIONS)
 

@@ -11,9 +11,9 @@ rule distillation_pool:
         pool=section("compact", "pool"),
         seed=config["seed"],
     log:
-        f"{DATA}/logs/distillation_pool/{{session}}.log",
+        logs("distillation_pool/{session}.log"),
     benchmark:
-        f"{DATA}/benchmarks/distillation_pool/{{session}}.tsv"
+        benchmarks("distillation_pool/{session}.tsv")
     threads: 1
     resources:
         mem_mb=4000,
@@ -36,9 +36,9 @@ rule teacher_labels:
         layer=config["features"]["layer"],
         device=config["ensemble"]["device"],
     log:
-        f"{DATA}/logs/teacher_labels/{{session}}.log",
+        logs("teacher_labels/{session}.log"),
     benchmark:
-        f"{DATA}/benchmarks/teacher_labels/{{session}}.tsv"
+        benchmarks("teacher_labels/{session}.tsv")
     threads: config["ensemble"]["threads"]
     resources:
         mem_mb=6000,
@@ -58,9 +58,9 @@ checkpoint plan_compression:
     params:
         neurons_per_job=config["compact"]["neurons_per_job"],
     log:
-        f"{DATA}/logs/plan_compression/{{session}}.log",
+        logs("plan_compression/{session}.log"),
     benchmark:
-        f"{DATA}/benchmarks/plan_compression/{{session}}.tsv"
+        benchmarks("plan_compression/{session}.tsv")
     threads: 1
     priority: 10  # a few seconds that let the scheduler see the session's compression jobs at once
     resources:
@@ -84,9 +84,9 @@ rule compress_neurons:
         compact=compression_settings(),
         seed=config["seed"],
     log:
-        f"{DATA}/logs/compress_neurons/{{session}}_{{chunk}}.log",
+        logs("compress_neurons/{session}_{chunk}.log"),
     benchmark:
-        f"{DATA}/benchmarks/compress_neurons/{{session}}_{{chunk}}.tsv"
+        benchmarks("compress_neurons/{session}_{chunk}.tsv")
     threads: config["compact"]["threads"]
     priority: 5  # the longest jobs first: the short ones that follow fill the cores at the end
     resources:
@@ -107,9 +107,9 @@ rule collect_compact_models:
         predictions=f"{DATA}/compact/{{session}}/predictions.nc",
         table=f"{DATA}/compact/{{session}}/models.csv",
     log:
-        f"{DATA}/logs/collect_compact_models/{{session}}.log",
+        logs("collect_compact_models/{session}.log"),
     benchmark:
-        f"{DATA}/benchmarks/collect_compact_models/{{session}}.tsv"
+        benchmarks("collect_compact_models/{session}.tsv")
     threads: 1
     resources:
         mem_mb=2000,
@@ -128,9 +128,9 @@ rule published_compact_predictions:
     params:
         root=SOURCE.get("path", ""),
     log:
-        f"{DATA}/logs/published_compact_predictions/{{session}}.log",
+        logs("published_compact_predictions/{session}.log"),
     benchmark:
-        f"{DATA}/benchmarks/published_compact_predictions/{{session}}.tsv"
+        benchmarks("published_compact_predictions/{session}.tsv")
     threads: config["compact"]["threads"]
     resources:
         mem_mb=4000,
@@ -147,9 +147,9 @@ rule compact_comparison:
     output:
         table=f"{DATA}/tables/compact_comparison.csv",
     log:
-        f"{DATA}/logs/compact_comparison.log",
+        logs("compact_comparison.log"),
     benchmark:
-        f"{DATA}/benchmarks/compact_comparison.tsv"
+        benchmarks("compact_comparison.tsv")
     threads: 1
     resources:
         mem_mb=1000,

@@ -10,9 +10,9 @@ rule extract_features:
         features=section("features"),
         layers=feature_layers_of,
     log:
-        f"{DATA}/logs/extract_features/{{image_set}}.log",
+        logs("extract_features/{image_set}.log"),
     benchmark:
-        f"{DATA}/benchmarks/extract_features/{{image_set}}.tsv"
+        benchmarks("extract_features/{image_set}.tsv")
     threads: config["features"]["threads"]
     resources:
         mem_mb=lambda wildcards: feature_job_resources(wildcards)["mem_mb"],
@@ -38,9 +38,9 @@ rule train_member:
         features=section("features"),
         seed=config["seed"],
     log:
-        f"{DATA}/logs/train_member/member{{member}}.log",
+        logs("train_member/member{member}.log"),
     benchmark:
-        f"{DATA}/benchmarks/train_member/member{{member}}.tsv"
+        benchmarks("train_member/member{member}.tsv")
     threads: config["ensemble"]["threads"]
     resources:
         mem_mb=MEMBER_RESOURCES["mem_mb"],
@@ -66,9 +66,9 @@ rule map_session:
         device=config["ensemble"]["device"],
         seed=config["seed"],
     log:
-        f"{DATA}/logs/map_session/{{session}}.log",
+        logs("map_session/{session}.log"),
     benchmark:
-        f"{DATA}/benchmarks/map_session/{{session}}.tsv"
+        benchmarks("map_session/{session}.tsv")
     threads: config["ensemble"]["threads"]
     resources:
         mem_mb=6000,
@@ -91,9 +91,9 @@ rule task_driven_session:
         features=section("features"),
         seed=config["seed"],
     log:
-        f"{DATA}/logs/task_driven_session/{{session}}.log",
+        logs("task_driven_session/{session}.log"),
     benchmark:
-        f"{DATA}/benchmarks/task_driven_session/{{session}}.tsv"
+        benchmarks("task_driven_session/{session}.tsv")
     threads: config["task_driven"]["threads"]
     resources:
         mem_mb=6000,
@@ -112,9 +112,9 @@ rule candidate_pool:
         image_size=pool_image_size(),
         seed=config["seed"],
     log:
-        f"{DATA}/logs/candidate_pool.log",
+        logs("candidate_pool.log"),
     benchmark:
-        f"{DATA}/benchmarks/candidate_pool.tsv"
+        benchmarks("candidate_pool.tsv")
     threads: 1
     resources:
         mem_mb=2000,
@@ -138,9 +138,9 @@ rule select_active_learning_images:
         layer=config["features"]["layer"],
         device=config["ensemble"]["device"],
     log:
-        f"{DATA}/logs/select_active_learning_images.log",
+        logs("select_active_learning_images.log"),
     benchmark:
-        f"{DATA}/benchmarks/select_active_learning_images.tsv"
+        benchmarks("select_active_learning_images.tsv")
     threads: config["ensemble"]["threads"]
     resources:
         mem_mb=4000,

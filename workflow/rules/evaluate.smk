@@ -9,9 +9,9 @@ rule evaluate_session:
     output:
         table=f"{DATA}/evaluation/{{session}}.csv",
     log:
-        f"{DATA}/logs/evaluate_session/{{session}}.log",
+        logs("evaluate_session/{session}.log"),
     benchmark:
-        f"{DATA}/benchmarks/evaluate_session/{{session}}.tsv"
+        benchmarks("evaluate_session/{session}.tsv")
     threads: 1
     resources:
         mem_mb=2000,

@@ -11,9 +11,9 @@ rule analyze_compressibility:
         analysis=section("analysis"),
         seed=config["seed"],
     log:
-        f"{DATA}/logs/analyze_compressibility.log",
+        logs("analyze_compressibility.log"),
     benchmark:
-        f"{DATA}/benchmarks/analyze_compressibility.tsv"
+        benchmarks("analyze_compressibility.tsv")
     threads: 1
     resources:
         mem_mb=2000,
@@ -36,9 +36,9 @@ rule analyze_dots:
     params:
         analysis=section("analysis"),
     log:
-        f"{DATA}/logs/analyze_dots.log",
+        logs("analyze_dots.log"),
     benchmark:
-        f"{DATA}/benchmarks/analyze_dots.tsv"
+        benchmarks("analyze_dots.tsv")
     threads: 1
     resources:
         mem_mb=2000,
@@ -63,9 +63,9 @@ rule figure_accuracy:
         ),
         pdf=f"{DATA}/figures/fig1_accuracy.pdf",
     log:
-        f"{DATA}/logs/figure_accuracy.log",
+        logs("figure_accuracy.log"),
     benchmark:
-        f"{DATA}/benchmarks/figure_accuracy.tsv"
+        benchmarks("figure_accuracy.tsv")
     threads: 1
     resources:
         mem_mb=2000,
@@ -90,9 +90,9 @@ rule figure_synthesis:
         ),
         pdf=f"{DATA}/figures/fig2_synthesis.pdf",
     log:
-        f"{DATA}/logs/figure_synthesis.log",
+        logs("figure_synthesis.log"),
     benchmark:
-        f"{DATA}/benchmarks/figure_synthesis.tsv"
+        benchmarks("figure_synthesis.tsv")
     threads: 1
     resources:
         mem_mb=2000,
@@ -118,9 +118,9 @@ rule figure_compressibility:
     params:
         initial_filters=config["compact"]["filters"],
     log:
-        f"{DATA}/logs/figure_compressibility.log",
+        logs("figure_compressibility.log"),
     benchmark:
-        f"{DATA}/benchmarks/figure_compressibility.tsv"
+        benchmarks("figure_compressibility.tsv")
     threads: 1
     resources:
         mem_mb=2000,
@@ -148,9 +148,9 @@ rule figure_dots:
     params:
         threshold=config["analysis"]["dot_threshold"],
     log:
-        f"{DATA}/logs/figure_dots.log",
+        logs("figure_dots.log"),
     benchmark:
-        f"{DATA}/benchmarks/figure_dots.tsv"
+        benchmarks("figure_dots.tsv")
     threads: 1
     resources:
         mem_mb=2000,

@@ -13,9 +13,9 @@ rule simulate_session:
         template=config["preprocess"]["nwb_stimulus_template"],
         image_column=config["preprocess"]["nwb_image_column"],
     log:
-        f"{DATA}/logs/simulate_session/{{session}}.log",
+        logs("simulate_session/{session}.log"),
     benchmark:
-        f"{DATA}/benchmarks/simulate_session/{{session}}.tsv"
+        benchmarks("simulate_session/{session}.tsv")
     threads: 1
     resources:
         mem_mb=4000,

@@ -13,9 +13,9 @@ if SOURCE["kind"] in ("virtual_lab", "nwb"):
             seed=config["seed"],
             area=session_area,
         log:
-            f"{DATA}/logs/preprocess_session/{{session}}.log",
+            logs("preprocess_session/{session}.log"),
         benchmark:
-            f"{DATA}/benchmarks/preprocess_session/{{session}}.tsv"
+            benchmarks("preprocess_session/{session}.tsv")
         threads: 1
         resources:
             mem_mb=4000,
@@ -39,9 +39,9 @@ else:
             monkey=cowley_monkey,
             area=session_area,
         log:
-            f"{DATA}/logs/ingest_cowley_session/{{session}}.log",
+            logs("ingest_cowley_session/{session}.log"),
         benchmark:
-            f"{DATA}/benchmarks/ingest_cowley_session/{{session}}.tsv"
+            benchmarks("ingest_cowley_session/{session}.tsv")
         threads: 1
         resources:
             mem_mb=4000,

@@ -25,9 +25,9 @@ rule summary:
         roles=ROLES,
         simulated=SOURCE["kind"] == "virtual_lab",
     log:
-        f"{DATA}/logs/summary.log",
+        logs("summary.log"),
     benchmark:
-        f"{DATA}/benchmarks/summary.tsv"
+        benchmarks("summary.tsv")
     threads: 1
     resources:
         mem_mb=2000,
@@ -50,9 +50,9 @@ rule manifest:
     params:
         config=outputs_config(),
     log:
-        f"{DATA}/logs/manifest.log",
+        logs("manifest.log"),
     benchmark:
-        f"{DATA}/benchmarks/manifest.tsv"
+        benchmarks("manifest.tsv")
     threads: 1
     resources:
         mem_mb=1000,

@@ -11,9 +11,9 @@ rule synthesize_images:
         synthesis=section("synthesis"),
         seed=config["seed"],
     log:
-        f"{DATA}/logs/synthesize_images/{{session}}_{{chunk}}.log",
+        logs("synthesize_images/{session}_{chunk}.log"),
     benchmark:
-        f"{DATA}/benchmarks/synthesize_images/{{session}}_{{chunk}}.tsv"
+        benchmarks("synthesize_images/{session}_{chunk}.tsv")
     threads: config["synthesis"]["threads"]
     resources:
         mem_mb=SYNTHESIS_RESOURCES["mem_mb"],
@@ -35,9 +35,9 @@ rule collect_stimuli:
     params:
         synthesis=section("synthesis"),
     log:
-        f"{DATA}/logs/collect_stimuli/{{session}}.log",
+        logs("collect_stimuli/{session}.log"),
     benchmark:
-        f"{DATA}/benchmarks/collect_stimuli/{{session}}.tsv"
+        benchmarks("collect_stimuli/{session}.tsv")
     threads: 1
     resources:
         mem_mb=4000,
@@ -65,9 +65,9 @@ if SOURCE["kind"] == "virtual_lab":
             template=config["preprocess"]["nwb_stimulus_template"],
             image_column=config["preprocess"]["nwb_image_column"],
         log:
-            f"{DATA}/logs/simulate_closed_loop/{{session}}.log",
+            logs("simulate_closed_loop/{session}.log"),
         benchmark:
-            f"{DATA}/benchmarks/simulate_closed_loop/{{session}}.tsv"
+            benchmarks("simulate_closed_loop/{session}.tsv")
         threads: 1
         resources:
             mem_mb=4000,
@@ -89,9 +89,9 @@ rule preprocess_closed_loop:
         session=lambda wildcards: f"{wildcards.session}_closedloop",
         area=session_area,  # the same neurons as the compressed session's
     log:
-        f"{DATA}/logs/preprocess_closed_loop/{{session}}.log",
+        logs("preprocess_closed_loop/{session}.log"),
     benchmark:
-        f"{DATA}/benchmarks/preprocess_closed_loop/{{session}}.tsv"
+        benchmarks("preprocess_closed_loop/{session}.tsv")
     threads: 1
     resources:
         mem_mb=4000,
@@ -114,9 +114,9 @@ rule score_closed_loop:
         closed_loop=section("closed_loop"),
         seed=config["seed"],
     log:
-        f"{DATA}/logs/score_closed_loop/{{session}}.log",
+        logs("score_closed_loop/{session}.log"),
     benchmark:
-        f"{DATA}/benchmarks/score_closed_loop/{{session}}.tsv"
+        benchmarks("score_closed_loop/{session}.tsv")
     threads: 1
     resources:
         mem_mb=2000,
