@@ -115,10 +115,12 @@ def _write_recording_nwb(
             description="Index (in order_of_images) of the image shown at each onset.",
         )
     )
-    # Built column by column (add_trial row by row costs a second per thousand trials); the same table.
+    # Built column by column (add_trial row by row costs a second per thousand trials); the same table, with
+    # pynwb's own descriptions of its required columns.
+    required = {column["name"]: column["description"] for column in TimeIntervals.__columns__}
     trial_columns = {
-        "start_time": ("Start time of epoch, in seconds", np.asarray(recording.trial_onset, dtype=np.float64)),
-        "stop_time": ("Stop time of epoch, in seconds", np.asarray(recording.trial_offset, dtype=np.float64)),
+        "start_time": (required["start_time"], np.asarray(recording.trial_onset, dtype=np.float64)),
+        "stop_time": (required["stop_time"], np.asarray(recording.trial_offset, dtype=np.float64)),
         image_column: (
             "Index of the image shown, into the stimulus template's order.",
             np.asarray(recording.trial_image, dtype=np.int64),

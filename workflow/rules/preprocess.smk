@@ -1,6 +1,5 @@
 # Preprocessing: recordings -> one session dataset (NetCDF) per session.
 
-
 if SOURCE["kind"] in ("virtual_lab", "nwb"):
 
     rule preprocess_session:
