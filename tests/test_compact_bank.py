@@ -8,10 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from compactcortex.compact import CompactModel
-from compactcortex.compact.bank import StudentBank
 from compactcortex.compact.distill import DistillSettings, distill, per_output_mse, predict
-from compactcortex.compact.model import N_LAYERS
+from compactcortex.models.compact import N_LAYERS, CompactModel
+from compactcortex.models.compact_bank import StudentBank
 from tests.test_compact_distill_prune import make_images
 
 SIZE = 16

@@ -9,9 +9,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from compactcortex.compact import CompactModel
 from compactcortex.compact.distill import DistillSettings, distill, fidelity_r2, predict, squared_correlation
 from compactcortex.compact.prune import PruneSettings, prune, rebuild_with_filters, zeroed_filters
+from compactcortex.models.compact import CompactModel
 
 SIZE = 16
 N_TRAIN = 18000

@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 import torch
 
-from compactcortex.compact import CompactModel, count_parameters, smooth_depthwise_kernels_
 from compactcortex.compact.published import (
     load_published_model,
     model_paths,
@@ -20,6 +19,7 @@ from compactcortex.compact.published import (
     reproduce_reference,
 )
 from compactcortex.errors import InputDataError
+from compactcortex.models.compact import CompactModel, count_parameters, smooth_depthwise_kernels_
 
 COWLEY_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "cowley2023"
 PAPER_MEDIAN_FILTERS = [47, 57, 3, 7, 3]

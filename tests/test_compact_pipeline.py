@@ -14,8 +14,6 @@ import torch
 import torch.nn.functional as F
 import xarray as xr
 
-from compactcortex.compact import CompactModel, count_parameters
-from compactcortex.compact.cards import CARD_FORMAT, load_compact_model, read_card, save_compact_model
 from compactcortex.compact.compress import (
     CompressSettings,
     compress_neurons,
@@ -26,7 +24,6 @@ from compactcortex.compact.compress import (
 )
 from compactcortex.compact.distill import DistillSettings, predict
 from compactcortex.compact.jobs import plan_chunks, read_plan
-from compactcortex.compact.model import N_LAYERS
 from compactcortex.compact.pool import (
     AUGMENTED,
     augment_images,
@@ -38,8 +35,10 @@ from compactcortex.config import validate_config
 from compactcortex.ensemble.jobs import PredictionIndex, write_predictions
 from compactcortex.errors import InputDataError
 from compactcortex.evaluate import comparison_table, evaluate_session_job, evaluation_table
+from compactcortex.io.compact_models import CARD_FORMAT, load_compact_model, read_card, save_compact_model
+from compactcortex.io.session_dataset import build_session_dataset, write_session_dataset
+from compactcortex.models.compact import N_LAYERS, CompactModel, count_parameters
 from compactcortex.provenance import sha256_file
-from compactcortex.session_dataset import build_session_dataset, write_session_dataset
 from tests.test_compact_bank import randomise_batchnorm_
 from tests.test_compact_distill_prune import make_images, make_teacher
 

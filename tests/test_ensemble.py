@@ -12,8 +12,8 @@ from compactcortex import metrics
 from compactcortex.ensemble import train as train_module
 from compactcortex.ensemble.data import SessionData, halves
 from compactcortex.ensemble.mapping import MappingSettings, map_members
-from compactcortex.ensemble.model import CoreShape, EnsembleCore, Member, count_parameters, embedding_size
 from compactcortex.ensemble.train import TrainSettings, make_member, train_member
+from compactcortex.models.ensemble import CoreShape, EnsembleCore, Member, count_parameters, embedding_size
 
 SETTINGS = TrainSettings(
     epochs=6, batch_size=16, optimizer="adam", learning_rate=1e-2, momentum=0.9, weight_decay=0.0,
@@ -159,7 +159,7 @@ def test_trained_ensemble_predicts_held_out_neurons(tmp_path: Path) -> None:
 
 def _session_files(tmp_path: Path, reliable: bool = True) -> tuple[Path, Path]:
     """A small session dataset and a matching feature cache on disk."""
-    from compactcortex.session_dataset import build_session_dataset, write_session_dataset
+    from compactcortex.io.session_dataset import build_session_dataset, write_session_dataset
 
     rng = np.random.default_rng(0)
     dataset = build_session_dataset(

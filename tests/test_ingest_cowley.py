@@ -13,7 +13,7 @@ from PIL import Image
 
 from compactcortex.errors import InputDataError
 from compactcortex.ingest_cowley import ingest_cowley_session, read_image_zip
-from compactcortex.session_dataset import open_session_dataset
+from compactcortex.io.session_dataset import open_session_dataset
 from tests.conftest import PREPROCESS_PARAMS, REPOSITORY
 
 

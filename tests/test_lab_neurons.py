@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from compactcortex.lab import neurons, stimuli
+from compactcortex import stimuli
+from compactcortex.lab import neurons
 
 SIZE = 64
 

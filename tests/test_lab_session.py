@@ -10,8 +10,8 @@ import xarray as xr
 
 from compactcortex import metrics
 from compactcortex.config import load_config
+from compactcortex.io.nwb import read_recording_nwb
 from compactcortex.lab.session import load_true_neurons, simulate_session
-from compactcortex.nwb_io import read_recording_nwb
 from compactcortex.preprocess import preprocess_nwb
 from tests.conftest import PREPROCESS_PARAMS, TINY_CONFIG
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from compactcortex.lab import stimuli
+from compactcortex import stimuli
 
 GENERATORS = {
     "natural": stimuli.natural_crops,

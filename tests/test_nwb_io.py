@@ -11,7 +11,7 @@ import pytest
 from pynwb import NWBHDF5IO
 
 from compactcortex.errors import InputDataError
-from compactcortex.nwb_io import read_recording_nwb, write_recording_nwb
+from compactcortex.io.nwb import read_recording_nwb, write_recording_nwb
 from compactcortex.recording import Recording
 
 

@@ -19,7 +19,7 @@ from pynwb.base import ImageReferences, Images
 from pynwb.image import RGBImage
 
 from compactcortex.errors import InputDataError
-from compactcortex.nwb_io import read_recording_nwb
+from compactcortex.io.nwb import read_recording_nwb
 from compactcortex.preprocess import overlapping_windows, preprocess_nwb, trial_responses
 from compactcortex.recording import Recording
 from tests.conftest import PREPROCESS_PARAMS

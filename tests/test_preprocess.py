@@ -10,15 +10,15 @@ import pytest
 import xarray as xr
 
 from compactcortex.errors import InputDataError
-from compactcortex.nwb_io import write_recording_nwb
-from compactcortex.preprocess import preprocess_nwb, trial_responses
-from compactcortex.recording import Recording
-from compactcortex.session_dataset import (
+from compactcortex.io.nwb import write_recording_nwb
+from compactcortex.io.session_dataset import (
     REQUIRED_VARIABLES,
     build_session_dataset,
     open_session_dataset,
     write_session_dataset,
 )
+from compactcortex.preprocess import preprocess_nwb, trial_responses
+from compactcortex.recording import Recording
 from tests.conftest import PREPROCESS_PARAMS
 
 

@@ -7,9 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from compactcortex.compact import CompactModel
-from compactcortex.compact.bank import StudentBank
-from compactcortex.compact.model import gaussian_kernel_1d, prepare_pixels
+from compactcortex.models.compact import CompactModel, gaussian_kernel_1d, prepare_pixels
+from compactcortex.models.compact_bank import StudentBank
 from compactcortex.synthesis.images import (
     PIXEL_MAX,
     AdversarialSettings,

@@ -185,8 +185,8 @@ def test_tiny_pipeline_end_to_end(tiny_local_run: Path) -> None:
 
 def check_compact_models(data: Path, n_reliable: int, summary: dict) -> None:
     """Every reliable test neuron has a loadable compact model whose card agrees with the evaluation."""
-    from compactcortex.compact.cards import load_compact_model
     from compactcortex.compact.distill import predict
+    from compactcortex.io.compact_models import load_compact_model
 
     plan = json.loads((data / "compact" / "t05" / "plan.json").read_text())
     assert [len(neurons) for neurons in plan["chunks"].values()] == [3, 3, n_reliable - 6]

@@ -18,7 +18,7 @@ import numpy as np
 
 from compactcortex.atomic import write_text_atomic
 from compactcortex.config import validate_config
-from compactcortex.nwb_io import write_recording_nwb
+from compactcortex.io.nwb import write_recording_nwb
 from compactcortex.recording import Recording, concatenate_spike_trains
 from compactcortex.spike_counts import count_spikes, count_spikes_per_trial_loop
 

@@ -21,8 +21,8 @@ from compactcortex.atomic import write_text_atomic
 from compactcortex.backbones import load_backbone
 from compactcortex.config import DEFAULT_CONFIG_PATH, load_config, session_roles
 from compactcortex.ensemble.jobs import core_shape
-from compactcortex.ensemble.model import CoreShape, Member, count_parameters, embedding_size
 from compactcortex.ensemble.train import autocast_for, to_device
+from compactcortex.models.ensemble import CoreShape, Member, count_parameters, embedding_size
 
 PAPER = {
     "in_channels": 1024,

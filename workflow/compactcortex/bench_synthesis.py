@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from compactcortex.atomic import write_text_atomic
-from compactcortex.compact.model import CompactModel
+from compactcortex.models.compact import CompactModel
 from compactcortex.synthesis.images import SynthesisSettings, as_bank, synthesize, white_noise
 
 PAPER_MEDIAN_FILTERS = (47, 57, 3, 7, 3)

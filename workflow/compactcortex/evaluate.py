@@ -13,7 +13,7 @@ import xarray as xr
 from compactcortex import metrics
 from compactcortex.atomic import atomic_path
 from compactcortex.ensemble.data import halves
-from compactcortex.session_dataset import open_session_dataset
+from compactcortex.io.session_dataset import open_session_dataset
 
 # Models in the order of the table's columns; a session's table has those it was given.
 MODELS = ("ensemble", "task_driven", "compact", "published_compact")

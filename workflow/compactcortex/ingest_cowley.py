@@ -15,10 +15,10 @@ import numpy as np
 from PIL import Image
 
 from compactcortex.errors import InputDataError
+from compactcortex.io.session_dataset import build_session_dataset, write_session_dataset
 from compactcortex.preprocess import preprocess_settings, unit_areas
 from compactcortex.provenance import provenance_attrs
 from compactcortex.seeding import rng_for
-from compactcortex.session_dataset import build_session_dataset, write_session_dataset
 
 log = logging.getLogger(__name__)
 

@@ -13,11 +13,11 @@ import xarray as xr
 
 from compactcortex.config import load_schema
 from compactcortex.errors import InputDataError
-from compactcortex.nwb_io import read_recording_nwb
+from compactcortex.io.nwb import read_recording_nwb
+from compactcortex.io.session_dataset import build_session_dataset, write_session_dataset
 from compactcortex.provenance import provenance_attrs
 from compactcortex.recording import Recording
 from compactcortex.seeding import rng_for
-from compactcortex.session_dataset import build_session_dataset, write_session_dataset
 from compactcortex.spike_counts import count_spikes
 
 log = logging.getLogger(__name__)

@@ -14,9 +14,9 @@ import xarray as xr
 
 from compactcortex.analysis.compressibility import clusters_to_cover
 from compactcortex.atomic import write_text_atomic
+from compactcortex.io.session_dataset import open_session_dataset
 from compactcortex.metrics import median_ignoring_nan
 from compactcortex.provenance import code_version
-from compactcortex.session_dataset import open_session_dataset
 from compactcortex.synthesis.closed_loop import SIGNIFICANCE
 
 

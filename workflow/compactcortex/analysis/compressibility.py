@@ -20,9 +20,9 @@ import pandas as pd
 import xarray as xr
 
 from compactcortex.atomic import atomic_path
-from compactcortex.compact.cards import load_compact_model
 from compactcortex.compact.compress import initial_student
-from compactcortex.compact.model import N_LAYERS, CompactModel
+from compactcortex.io.compact_models import load_compact_model
+from compactcortex.models.compact import N_LAYERS, CompactModel
 from compactcortex.provenance import provenance_attrs
 from compactcortex.seeding import rng_for
 

@@ -1,7 +1,7 @@
 """Dot detectors (METHODS.md section 6, Fig. 4): which compact models prefer dots, how they are tuned to the dots'
 number, size, spacing and contrast, and which few channels of the consolidation step carry that preference.
 
-Dot selectivity of a model: its mean response to the artificial dot battery (``lab.stimuli.dot_battery``) minus its
+Dot selectivity of a model: its mean response to the artificial dot battery (``stimuli.dot_battery``) minus its
 mean response to natural images, in units of the natural responses' standard deviation. For the most dot-selective
 model, each channel of its bottleneck layer (the consolidation step) is silenced in turn; the channels whose loss
 costs the most selectivity are then silenced together, against silencing all the others.
@@ -20,10 +20,10 @@ import torch
 
 from compactcortex.analysis.compressibility import bottleneck_layer
 from compactcortex.atomic import atomic_path
-from compactcortex.compact.cards import load_compact_model
 from compactcortex.compact.distill import predict
-from compactcortex.compact.model import CompactModel
-from compactcortex.lab.stimuli import dot_battery
+from compactcortex.io.compact_models import load_compact_model
+from compactcortex.models.compact import CompactModel
+from compactcortex.stimuli import dot_battery
 from compactcortex.synthesis.jobs import CONTROL, read_stimuli
 
 log = logging.getLogger(__name__)

@@ -1,5 +1,2 @@
-"""Compact models (the students): the architecture, and the published models of Cowley et al. 2023 (METHODS.md 4)."""
-
-from compactcortex.compact.model import CompactModel, count_parameters, smooth_depthwise_kernels_
-
-__all__ = ["CompactModel", "count_parameters", "smooth_depthwise_kernels_"]
+"""Compression (docs/method.md section 4): the distillation pool, distillation, pruning and the published models of
+Cowley et al. 2023. The compact model's architecture is ``models.compact``."""

@@ -17,8 +17,8 @@ import numpy as np
 import torch
 
 from compactcortex.compact.distill import DistillSettings, distill, fidelity_r2
-from compactcortex.compact.model import N_LAYERS, CompactModel
 from compactcortex.compact.prune import PruneSettings, prune
+from compactcortex.models.compact import N_LAYERS, CompactModel
 from compactcortex.seeding import rng_for
 
 log = logging.getLogger(__name__)
@@ -83,7 +83,7 @@ def train_students(
 ) -> list[CompactModel]:
     """Distil each student on its column of ``targets`` (image, student): one network for all, or one by one."""
     if batched and len(students) > 1:
-        from compactcortex.compact.bank import StudentBank
+        from compactcortex.models.compact_bank import StudentBank
 
         bank = StudentBank.from_students(students)
         start = time.perf_counter()

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from compactcortex.compact.model import CompactModel, smooth_depthwise_kernels_
+from compactcortex.models.compact import CompactModel, smooth_depthwise_kernels_
 
 
 @dataclass

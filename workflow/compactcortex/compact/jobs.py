@@ -13,7 +13,6 @@ import numpy as np
 import pandas as pd
 
 from compactcortex.atomic import atomic_directory, atomic_path, write_text_atomic
-from compactcortex.compact.cards import load_compact_model, save_compact_model
 from compactcortex.compact.compress import CompressSettings, compress_neurons
 from compactcortex.compact.distill import predict
 from compactcortex.compact.teacher import read_teacher_labels
@@ -22,6 +21,7 @@ from compactcortex.ensemble.jobs import PredictionIndex, write_predictions
 from compactcortex.errors import InputDataError
 from compactcortex.evaluate import held_out_responses
 from compactcortex.features import read_images
+from compactcortex.io.compact_models import load_compact_model, save_compact_model
 from compactcortex.provenance import code_version, provenance_attrs
 
 log = logging.getLogger(__name__)

@@ -1,7 +1,7 @@
 """The distillation pool of one test session (METHODS.md section 4): images the teacher labels for the students.
 
 The paper labels 12 million natural images; here the pool mixes, at sizes from the config, natural-image crops,
-procedural images (dead leaves, textures, gaudy variants, dots, shapes: ``lab.stimuli``) and augmented copies of the
+procedural images (dead leaves, textures, gaudy variants, dots, shapes: ``stimuli``) and augmented copies of the
 session's own images (flips, shifts, zooms and contrast changes), so the students see the statistics the neuron was
 recorded with. The last ``heldout`` images are never trained on: the students' fidelity is measured there.
 """
@@ -17,10 +17,10 @@ import torch
 import torch.nn.functional as F
 
 from compactcortex.features import read_images
-from compactcortex.image_sets import write_image_set
-from compactcortex.lab.stimuli import make_image_set
+from compactcortex.io.image_sets import write_image_set
 from compactcortex.provenance import provenance_attrs
 from compactcortex.seeding import rng_for
+from compactcortex.stimuli import make_image_set
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from compactcortex.compact.distill import fidelity_r2
-from compactcortex.compact.model import N_LAYERS, CompactModel
+from compactcortex.models.compact import N_LAYERS, CompactModel
 
 # Rebuilt models sum over fewer channels, so their fidelity can differ from the zeroed model's by rounding.
 FIDELITY_TOLERANCE = 1e-9

@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from compactcortex.compact.model import BN_EPS, IMAGE_SIZE, N_LAYERS, CompactModel
 from compactcortex.errors import InputDataError
 from compactcortex.ingest_cowley import cowley_paths, read_image_zip
+from compactcortex.models.compact import BN_EPS, IMAGE_SIZE, N_LAYERS, CompactModel
 
 log = logging.getLogger(__name__)
 MODEL_NAME = re.compile(r"^compact_model_(\d+)_neuron(\d+)\.pt$")

@@ -18,10 +18,10 @@ from compactcortex.ensemble.data import load_features
 from compactcortex.ensemble.jobs import load_member, load_readouts
 from compactcortex.ensemble.train import embed
 from compactcortex.features import read_images
-from compactcortex.image_sets import write_image_set
-from compactcortex.lab.stimuli import make_image_set
+from compactcortex.io.image_sets import write_image_set
 from compactcortex.provenance import provenance_attrs
 from compactcortex.seeding import rng_for
+from compactcortex.stimuli import make_image_set
 
 log = logging.getLogger(__name__)
 

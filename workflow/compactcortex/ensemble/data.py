@@ -9,8 +9,8 @@ import numpy as np
 import torch
 
 from compactcortex.errors import InputDataError
+from compactcortex.io.session_dataset import open_session_dataset
 from compactcortex.ridge import RidgeModel, cross_validate_ridge
-from compactcortex.session_dataset import open_session_dataset
 
 
 @dataclass

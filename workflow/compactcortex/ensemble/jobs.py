@@ -15,10 +15,10 @@ import xarray as xr
 from compactcortex.atomic import atomic_path, save_torch_atomic
 from compactcortex.ensemble.data import SessionData, halves, load_session
 from compactcortex.ensemble.mapping import MappingSettings, map_members
-from compactcortex.ensemble.model import CoreShape, FactorisedReadout, Member, count_parameters
 from compactcortex.ensemble.train import TrainSettings, train_member
 from compactcortex.errors import InputDataError
 from compactcortex.features import backbone_parameters
+from compactcortex.models.ensemble import CoreShape, FactorisedReadout, Member, count_parameters
 from compactcortex.provenance import provenance_attrs
 
 log = logging.getLogger(__name__)

@@ -9,9 +9,9 @@ import numpy as np
 import torch
 
 from compactcortex.ensemble.data import SessionData, halves, ridge_on_first_half, zscore
-from compactcortex.ensemble.model import FactorisedReadout, Member
 from compactcortex.ensemble.train import embed
 from compactcortex.metrics import pearson_r
+from compactcortex.models.ensemble import FactorisedReadout, Member
 from compactcortex.ridge import RidgeModel, kfold_indices
 from compactcortex.seeding import rng_for
 

@@ -18,7 +18,7 @@ from tqdm import tqdm
 from compactcortex import metrics
 from compactcortex.atomic import save_torch_atomic
 from compactcortex.ensemble.data import SessionData, halves, ridge_on_first_half, zscore
-from compactcortex.ensemble.model import CoreShape, Member, embedding_size
+from compactcortex.models.ensemble import CoreShape, Member, embedding_size
 from compactcortex.seeding import rng_for
 
 log = logging.getLogger(__name__)

@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from compactcortex import stimuli
 from compactcortex.errors import InputDataError
-from compactcortex.lab import stimuli
 
 FORMAT_VERSION = 1
 KINDS = ("curvature", "texture", "colour", "dot")

@@ -13,13 +13,13 @@ import xarray as xr
 from compactcortex.atomic import atomic_path
 from compactcortex.errors import InputDataError
 from compactcortex.features import read_images
+from compactcortex.io.nwb import write_recording_nwb
 from compactcortex.lab.neurons import VirtualNeurons, sample_population
 from compactcortex.lab.spiking import schedule_trials, spike_trains
-from compactcortex.lab.stimuli import make_image_set
-from compactcortex.nwb_io import write_recording_nwb
 from compactcortex.provenance import provenance_attrs
 from compactcortex.recording import Recording
 from compactcortex.seeding import rng_for
+from compactcortex.stimuli import make_image_set
 
 log = logging.getLogger(__name__)
 

@@ -21,8 +21,8 @@ import xarray as xr
 
 from compactcortex.atomic import atomic_path
 from compactcortex.errors import InputDataError
+from compactcortex.io.session_dataset import open_session_dataset
 from compactcortex.seeding import rng_for
-from compactcortex.session_dataset import open_session_dataset
 from compactcortex.synthesis.jobs import (
     ADVERSARIAL_DOWN,
     ADVERSARIAL_UP,

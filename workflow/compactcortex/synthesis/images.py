@@ -16,8 +16,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from compactcortex.compact.bank import StudentBank
-from compactcortex.compact.model import CompactModel, gaussian_kernel_1d
+from compactcortex.models.compact import CompactModel, gaussian_kernel_1d
+from compactcortex.models.compact_bank import StudentBank
 
 PIXEL_MAX = 255.0
 NORMS = ("linf", "l2")

@@ -24,14 +24,14 @@ from PIL import Image
 from tqdm import tqdm
 
 from compactcortex.atomic import atomic_directory, atomic_path
-from compactcortex.compact.cards import load_compact_model
 from compactcortex.compact.distill import predict
 from compactcortex.compact.jobs import card_paths
-from compactcortex.compact.model import CompactModel
 from compactcortex.ensemble.jobs import PredictionIndex, write_predictions
 from compactcortex.errors import InputDataError
 from compactcortex.features import read_images
-from compactcortex.image_sets import write_image_set
+from compactcortex.io.compact_models import load_compact_model
+from compactcortex.io.image_sets import write_image_set
+from compactcortex.models.compact import CompactModel
 from compactcortex.provenance import provenance_attrs
 from compactcortex.seeding import rng_for
 from compactcortex.synthesis.images import (

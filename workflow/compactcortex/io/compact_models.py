@@ -16,8 +16,8 @@ from typing import Any
 import torch
 
 from compactcortex.atomic import save_torch_atomic, write_text_atomic
-from compactcortex.compact.model import CompactModel
 from compactcortex.errors import InputDataError
+from compactcortex.models.compact import CompactModel
 from compactcortex.provenance import sha256_file
 
 CARD_FORMAT = "compactcortex.compact_model/1"

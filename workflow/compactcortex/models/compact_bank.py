@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from compactcortex.compact.model import (
+from compactcortex.models.compact import (
     BN_EPS,
     DATASET_MEANS,
     IMAGE_SIZE,

@@ -91,7 +91,7 @@ def build_session_dataset(
     source_index: np.ndarray | None = None,
     area: str | Sequence[str] = "unknown",
     on_silent_neuron: str = "drop",
-    history: str = "compactcortex.session_dataset: session dataset assembled",
+    history: str = "compactcortex.io.session_dataset: session dataset assembled",
     attrs: Mapping[str, Any] | None = None,
 ) -> xr.Dataset:
     """Check the arrays, leave out silent neurons, compute the per-neuron statistics and assemble the dataset.
