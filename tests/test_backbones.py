@@ -16,19 +16,17 @@ from matplotlib import cbook
 from matplotlib import image as mpl_image
 from torch import nn
 
-from compactcortex.backbones import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
-    RESNET50_WEIGHTS_V1,
+from compactcortex.backbones import load_backbone
+from compactcortex.backbones.base import IMAGENET_MEAN, IMAGENET_STD
+from compactcortex.backbones.efficientnet_lite0 import (
     TFLITE_MEAN,
     TFLITE_STD,
     EfficientNetLite0,
     EfficientNetLite0Backbone,
-    PixelsBackbone,
     SameConv2d,
-    load_backbone,
-    resnet50_default_weights_path,
 )
+from compactcortex.backbones.pixels import PixelsBackbone
+from compactcortex.backbones.resnet50 import RESNET50_WEIGHTS_V1, resnet50_default_weights_path
 
 CAT = [281, 282, 283, 284, 285]  # tabby, tiger cat, Persian, Siamese, Egyptian cat
 COFFEE = [967, 968, 504]  # espresso, cup, coffee mug
