@@ -9,7 +9,7 @@ import pytest
 from scipy import stats
 
 from compactcortex import stimuli
-from compactcortex.lab import neurons
+from compactcortex.lab import front_end, neuron_kinds, neurons, sampling
 
 SIZE = 64
 
@@ -17,7 +17,7 @@ SIZE = 64
 @pytest.fixture(scope="module")
 def population() -> neurons.VirtualNeurons:
     """24 neurons of the default mix, calibrated on the default (self-drawn) calibration set."""
-    return neurons.sample_population(np.random.default_rng(0), 24, SIZE)
+    return sampling.sample_population(np.random.default_rng(0), 24, SIZE)
 
 
 @pytest.fixture(scope="module")
@@ -35,15 +35,15 @@ def small() -> neurons.VirtualNeurons:
     """A quickly calibrated population for API tests."""
     rng = np.random.default_rng(5)
     calibration, _ = stimuli.make_image_set(rng, {"natural": 30, "dots": 10}, 48)
-    return neurons.sample_population(rng, 6, 48, calibration_images=calibration)
+    return sampling.sample_population(rng, 6, 48, calibration_images=calibration)
 
 
 def test_population_mix(population: neurons.VirtualNeurons) -> None:
     assert len(population) == 24 and population.image_size == SIZE
-    counts = {kind: int((population.kind == kind).sum()) for kind in neurons.KINDS}
+    counts = {kind: int((population.kind == kind).sum()) for kind in neuron_kinds.KINDS}
     assert counts == {"curvature": 7, "texture": 6, "colour": 5, "dot": 6}
-    few = neurons.sample_population(np.random.default_rng(1), 4, 48, calibration_images=_calibration(48))
-    assert sorted(few.kind) == sorted(neurons.KINDS)
+    few = sampling.sample_population(np.random.default_rng(1), 4, 48, calibration_images=_calibration(48))
+    assert sorted(few.kind) == sorted(neuron_kinds.KINDS)
 
 
 def test_rates_are_finite_and_in_a_realistic_range(natural_rates: np.ndarray) -> None:
@@ -112,9 +112,9 @@ def test_rates_are_not_linear_in_pixels(natural: np.ndarray, natural_rates: np.n
 
 def test_same_seed_same_neurons() -> None:
     calibration = _calibration(48)
-    first = neurons.sample_population(np.random.default_rng(9), 5, 48, calibration_images=calibration)
-    second = neurons.sample_population(np.random.default_rng(9), 5, 48, calibration_images=calibration)
-    other = neurons.sample_population(np.random.default_rng(10), 5, 48, calibration_images=calibration)
+    first = sampling.sample_population(np.random.default_rng(9), 5, 48, calibration_images=calibration)
+    second = sampling.sample_population(np.random.default_rng(9), 5, 48, calibration_images=calibration)
+    other = sampling.sample_population(np.random.default_rng(10), 5, 48, calibration_images=calibration)
     images = calibration[:12]
     assert np.array_equal(first.rates(images), second.rates(images))
     assert not np.allclose(first.rates(images), other.rates(images))
@@ -167,11 +167,11 @@ def test_bad_images_and_arguments_raise(small: neurons.VirtualNeurons) -> None:
     assert small.rates(np.zeros((0, 48, 48, 3), dtype=np.uint8)).shape == (6, 0)
     rng = np.random.default_rng(0)
     with pytest.raises(ValueError, match="'grid'"):
-        neurons.sample_population(rng, 4, 48, kind_fractions={"grid": 1.0})
+        sampling.sample_population(rng, 4, 48, kind_fractions={"grid": 1.0})
     with pytest.raises(ValueError, match="n_neurons"):
-        neurons.sample_population(rng, 0, 48)
+        sampling.sample_population(rng, 0, 48)
     with pytest.raises(ValueError, match="64 px"):
-        neurons.sample_population(rng, 4, 48, calibration_images=_calibration(64))
+        sampling.sample_population(rng, 4, 48, calibration_images=_calibration(64))
 
 
 def _calibration(size: int) -> np.ndarray:
@@ -196,6 +196,6 @@ def _draw_preferred_curve(population: neurons.VirtualNeurons, i: int, rotate: bo
         dx, dy = x1 - x0, y1 - y0
         t = np.clip(((x - x0) * dx + (y - y0) * dy) / (dx * dx + dy * dy), 0.0, 1.0)
         distance = np.minimum(distance, np.hypot(x - x0 - t * dx, y - y0 - t * dy))
-    width = max(1.0, 0.25 * SIZE / neurons.GABOR_FREQUENCIES[population.scale[i]])
+    width = max(1.0, 0.25 * SIZE / front_end.GABOR_FREQUENCIES[population.scale[i]])
     alpha = np.clip(width / 2 + 0.5 - distance, 0.0, 1.0)
     return np.repeat(np.rint(128 + 127 * alpha)[..., None], 3, axis=2).astype(np.uint8)

@@ -14,7 +14,8 @@ from compactcortex.atomic import atomic_path
 from compactcortex.errors import InputDataError
 from compactcortex.features import read_images
 from compactcortex.io.nwb import write_recording_nwb
-from compactcortex.lab.neurons import VirtualNeurons, sample_population
+from compactcortex.lab.neurons import VirtualNeurons
+from compactcortex.lab.sampling import sample_population
 from compactcortex.lab.spiking import schedule_trials, spike_trains
 from compactcortex.provenance import provenance_attrs
 from compactcortex.recording import Recording
