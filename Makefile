@@ -33,7 +33,7 @@ VERIFY_DIR ?= $(CURDIR)/.verify
 verify: install
 	rm -rf $(VERIFY_DIR) && mkdir -p $(VERIFY_DIR)
 	$(BIN)/snakemake --snakefile $(CURDIR)/Snakefile --directory $(VERIFY_DIR) --workflow-profile $(CURDIR)/profiles/default --cores $(CORES) --configfile $(abspath $(CONFIG))
-	$(BIN)/python -m compactcortex.manifest results/$(DATASET)/MANIFEST $(VERIFY_DIR)/results/$(DATASET)
+	$(BIN)/python -m compactcortex.io.manifest results/$(DATASET)/MANIFEST $(VERIFY_DIR)/results/$(DATASET)
 
 dry-run: install
 	$(SNAKEMAKE) --dry-run
@@ -46,10 +46,10 @@ test-slurm: install
 	$(BIN)/python -m pytest -m slurm -rs
 
 bench: install
-	$(BIN)/python -m compactcortex.bench
-	$(BIN)/python -m compactcortex.bench_ensemble
-	$(BIN)/python -m compactcortex.bench_compact
-	$(BIN)/python -m compactcortex.bench_synthesis
+	$(BIN)/python benchmarks/bench.py
+	$(BIN)/python benchmarks/bench_ensemble.py
+	$(BIN)/python benchmarks/bench_compact.py
+	$(BIN)/python benchmarks/bench_synthesis.py
 
 lint: install
 	$(BIN)/ruff check .

@@ -4,8 +4,12 @@ import os
 import sys
 from pathlib import Path
 
-# The package lives in workflow/compactcortex; the jobs' scripts put the same folder on their path.
-sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
+# The one place the package's path is set: this checkout's workflow/ goes first on the path of this process and, through
+# PYTHONPATH, of every job it starts (local, SLURM, conda), so the code run is always this checkout's.
+PACKAGE_ROOT = str(Path(workflow.basedir) / "workflow")
+sys.path.insert(0, PACKAGE_ROOT)
+SEARCH_PATH = "PYTHONPATH"  # extended, never required (so not an `envvars:` of the workflow)
+os.environ[SEARCH_PATH] = os.pathsep.join(filter(None, [PACKAGE_ROOT, os.environ.get(SEARCH_PATH)]))
 
 from compactcortex.config import validate_config  # noqa: E402
 from compactcortex.provenance import CODE_VERSION_VARIABLE, code_version  # noqa: E402

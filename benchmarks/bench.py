@@ -95,15 +95,15 @@ def peak_memory_mb() -> float:
 
 
 def _preprocess_child(nwb: str, output: str, queue: multiprocessing.Queue) -> None:
-    from compactcortex.preprocess import preprocess_nwb
+    from compactcortex.jobs.preprocess import preprocess_session
 
     start = time.perf_counter()
-    preprocess_nwb(nwb, output, params=PREPROCESS_PARAMS, seed=0)
+    preprocess_session(nwb, output, params=PREPROCESS_PARAMS, seed=0)
     queue.put((time.perf_counter() - start, peak_memory_mb()))
 
 
 def _import_child(queue: multiprocessing.Queue) -> None:
-    import compactcortex.preprocess  # noqa: F401
+    import compactcortex.jobs.preprocess  # noqa: F401
 
     queue.put((0.0, peak_memory_mb()))
 

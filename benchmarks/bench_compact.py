@@ -23,12 +23,12 @@ import numpy as np
 import torch
 
 from compactcortex.atomic import write_text_atomic
-from compactcortex.compact.distill import per_output_mse, predict, recalibrate_batchnorm_
+from compactcortex.compact.distill import per_output_mse, recalibrate_batchnorm_
 from compactcortex.compact.prune import PruneSettings, prune
 from compactcortex.config import DEFAULT_CONFIG_PATH, load_config
-from compactcortex.ensemble.train import autocast_for
-from compactcortex.models.compact import KERNEL_SIZE, N_LAYERS, STRIDES, CompactModel
+from compactcortex.models.compact import KERNEL_SIZE, N_LAYERS, STRIDES, CompactModel, predict
 from compactcortex.models.compact_bank import StudentBank
+from compactcortex.models.ensemble import autocast_for
 
 PAPER = {"filters": 100, "image_size": 112, "batch_size": 64}
 PRUNE_FILTERS = 16

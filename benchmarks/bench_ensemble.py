@@ -20,9 +20,7 @@ import torch
 from compactcortex.atomic import write_text_atomic
 from compactcortex.backbones import load_backbone
 from compactcortex.config import DEFAULT_CONFIG_PATH, load_config, session_roles
-from compactcortex.ensemble.jobs import core_shape
-from compactcortex.ensemble.train import autocast_for, to_device
-from compactcortex.models.ensemble import CoreShape, Member, count_parameters, embedding_size
+from compactcortex.models.ensemble import CoreShape, Member, autocast_for, count_parameters, embedding_size, to_device
 
 PAPER = {
     "in_channels": 1024,
@@ -41,7 +39,7 @@ def default_scale(config_path: Path = DEFAULT_CONFIG_PATH) -> dict[str, int]:
     features = config["features"]
     channels, side, _ = load_backbone(features["backbone"]).feature_shape(features["layer"], features["input_size"])
     return {
-        **core_shape(config["ensemble"], channels).as_dict(),
+        **CoreShape.from_config(config["ensemble"], channels).as_dict(),
         "hw": side,
         "sessions": list(session_roles(config).values()).count("train"),
         "neurons": config["virtual_lab"]["roles"]["train"]["n_neurons"],

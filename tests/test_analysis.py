@@ -1,4 +1,4 @@
-"""Scoring the closed loop and analysing compact models (METHODS.md sections 5-6): permutation p-values, the
+"""Scoring the closed loop and analysing compact models (docs/method.md sections 5-6): permutation p-values, the
 closed-loop tables of a hand-made session, spherical k-means of planted filter clusters, dot selectivity and the
 ablation of a bottleneck layer."""
 
@@ -11,12 +11,12 @@ import torch
 
 from compactcortex.analysis.compressibility import (
     cluster_early_filters,
-    clusters_to_cover,
     shared_filter_coverage,
     spherical_kmeans,
 )
 from compactcortex.analysis.dots import ablation_table, bottleneck_layer, dot_selectivity, silenced
-from compactcortex.compact.distill import predict
+from compactcortex.io.early_filters import clusters_to_cover
+from compactcortex.models.compact import predict
 from compactcortex.synthesis.closed_loop import closed_loop_tables, permutation_p_value
 from tests.test_compact_distill_prune import make_images, make_teacher
 

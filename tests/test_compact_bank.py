@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from compactcortex.compact.distill import DistillSettings, distill, per_output_mse, predict
-from compactcortex.models.compact import N_LAYERS, CompactModel
+from compactcortex.compact.distill import DistillSettings, distill, per_output_mse
+from compactcortex.models.compact import N_LAYERS, CompactModel, predict
 from compactcortex.models.compact_bank import StudentBank
 from tests.test_compact_distill_prune import make_images
 

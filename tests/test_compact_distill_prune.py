@@ -1,4 +1,4 @@
-"""Distillation of a known teacher into a compact student, and layer-by-layer pruning (METHODS.md section 4)."""
+"""Distillation of a known teacher into a compact student, and layer-by-layer pruning (docs/method.md section 4)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from compactcortex.compact.distill import DistillSettings, distill, fidelity_r2, predict, squared_correlation
+from compactcortex.compact.distill import DistillSettings, distill, fidelity_r2, squared_correlation
 from compactcortex.compact.prune import PruneSettings, prune, rebuild_with_filters, zeroed_filters
-from compactcortex.models.compact import CompactModel
+from compactcortex.models.compact import CompactModel, predict
 
 SIZE = 16
 N_TRAIN = 18000

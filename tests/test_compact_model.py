@@ -1,4 +1,4 @@
-"""The compact model (METHODS.md section 4) and the published compact models of Cowley et al. 2023."""
+"""The compact model (docs/method.md section 4) and the published compact models of Cowley et al. 2023."""
 
 from __future__ import annotations
 
@@ -10,15 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from compactcortex.compact.published import (
-    load_published_model,
-    model_paths,
-    published_models,
-    read_session_images,
-    reference_predictions,
-    reproduce_reference,
-)
+from compactcortex.compact.published import load_published_model, reference_predictions, reproduce_reference
 from compactcortex.errors import InputDataError
+from compactcortex.io.cowley2023 import model_paths, published_models, read_session_images
 from compactcortex.models.compact import CompactModel, count_parameters, smooth_depthwise_kernels_
 
 COWLEY_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "cowley2023"

@@ -1,5 +1,5 @@
 """The compression pipeline around the students: the distillation pool, model cards, per-neuron compression,
-the chunk plan, and the evaluation of compact models beside the ensemble (METHODS.md section 4)."""
+the chunk plan, and the evaluation of compact models beside the ensemble (docs/method.md section 4)."""
 
 from __future__ import annotations
 
@@ -19,25 +19,25 @@ from compactcortex.compact.compress import (
     compress_neurons,
     fold_output_scale_,
     initial_seed,
-    initial_student,
     train_students,
 )
-from compactcortex.compact.distill import DistillSettings, predict
-from compactcortex.compact.jobs import plan_chunks, read_plan
+from compactcortex.compact.distill import DistillSettings
 from compactcortex.compact.pool import (
     AUGMENTED,
     augment_images,
     distillation_pool,
-    distillation_pool_job,
     pool_split,
 )
 from compactcortex.config import validate_config
-from compactcortex.ensemble.jobs import PredictionIndex, write_predictions
 from compactcortex.errors import InputDataError
-from compactcortex.evaluate import comparison_table, evaluate_session_job, evaluation_table
+from compactcortex.evaluate import comparison_table, evaluation_table
 from compactcortex.io.compact_models import CARD_FORMAT, load_compact_model, read_card, save_compact_model
+from compactcortex.io.compression_plan import plan_chunks, read_plan
+from compactcortex.io.predictions import PredictionIndex, write_predictions
 from compactcortex.io.session_dataset import build_session_dataset, write_session_dataset
-from compactcortex.models.compact import N_LAYERS, CompactModel, count_parameters
+from compactcortex.jobs.compact import distillation_pool as distillation_pool_job
+from compactcortex.jobs.evaluate import evaluate_session
+from compactcortex.models.compact import N_LAYERS, CompactModel, count_parameters, initial_student, predict
 from compactcortex.provenance import sha256_file
 from tests.test_compact_bank import randomise_batchnorm_
 from tests.test_compact_distill_prune import make_images, make_teacher
@@ -672,7 +672,7 @@ def test_published_models_cover_some_neurons(tmp_path: Path, response_kind: str)
 
     output = tmp_path / "evaluation" / "s9.csv"
     output.parent.mkdir()
-    evaluate_session_job(dataset=str(files["dataset"]), predictions={k: str(v) for k, v in files["paths"].items()},
+    evaluate_session(dataset=str(files["dataset"]), predictions={k: str(v) for k, v in files["paths"].items()},
                          output=str(output))  # fmt: skip
     written = pd.read_csv(output)
     assert written["r_published_compact"].notna().sum() == len(COVERED)

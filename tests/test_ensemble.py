@@ -12,7 +12,7 @@ from compactcortex import metrics
 from compactcortex.ensemble import train as train_module
 from compactcortex.ensemble.data import SessionData, halves
 from compactcortex.ensemble.mapping import MappingSettings, map_members
-from compactcortex.ensemble.train import TrainSettings, make_member, train_member
+from compactcortex.ensemble.train import TrainSettings, fit_member, make_member
 from compactcortex.models.ensemble import CoreShape, EnsembleCore, Member, count_parameters, embedding_size
 
 SETTINGS = TrainSettings(
@@ -36,7 +36,7 @@ def test_paper_architecture_shapes() -> None:
     core = EnsembleCore(shape).eval()
     assert core(torch.zeros(2, 1024, 14, 14)).shape == (2, 512, 7, 7)
     assert embedding_size((14, 14)) == (7, 7)
-    # 1.34M for the core as METHODS.md describes it; the paper counts ~2.26M a member with its readouts
+    # 1.34M for the core as docs/method.md describes it; the paper counts ~2.26M a member with its readouts
     assert 1.2e6 < count_parameters(core) < 2.3e6
     member = Member(shape, {"a": 30, "b": 12}, (7, 7))
     assert member(torch.zeros(3, 1024, 14, 14), "b").shape == (3, 12)
@@ -85,7 +85,7 @@ def test_training_improves_the_validation_score(tmp_path: Path) -> None:
     train, validation, _ = _synthetic_sessions()
     untrained = make_member(SHAPE, train, 0, SETTINGS.seed)
     before = train_module.validation_score(untrained, validation, "cpu", 0)
-    result = train_member(0, train, validation, SHAPE, SETTINGS, tmp_path / "checkpoint.pt")
+    result = fit_member(0, train, validation, SHAPE, SETTINGS, tmp_path / "checkpoint.pt")
     history = [entry["validation_score"] for entry in result["history"]]
     assert len(history) == SETTINGS.epochs
     assert result["validation_score"] == max(history) > before + 0.1, (before, history)
@@ -97,14 +97,14 @@ def test_early_stopping_stops_after_patience(tmp_path: Path, monkeypatch: pytest
     scores = iter([0.5, 0.4, 0.3, 0.2, 0.1, 0.0])
     monkeypatch.setattr(train_module, "validation_score", lambda *args: next(scores))
     settings = TrainSettings(**{**SETTINGS.__dict__, "epochs": 6, "patience": 2})
-    result = train_member(0, train, validation, SHAPE, settings, tmp_path / "checkpoint.pt")
+    result = fit_member(0, train, validation, SHAPE, settings, tmp_path / "checkpoint.pt")
     assert [entry["epoch"] for entry in result["history"]] == [0, 1, 2]
     assert result["best_epoch"] == 0 and result["validation_score"] == 0.5
 
 
 def test_a_killed_member_resumes_to_the_same_result(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     train, validation, _ = _synthetic_sessions()
-    uninterrupted = train_member(0, train, validation, SHAPE, SETTINGS, tmp_path / "whole.pt")
+    uninterrupted = fit_member(0, train, validation, SHAPE, SETTINGS, tmp_path / "whole.pt")
 
     real_score = train_module.validation_score
     calls = {"n": 0}
@@ -117,11 +117,11 @@ def test_a_killed_member_resumes_to_the_same_result(tmp_path: Path, monkeypatch:
 
     monkeypatch.setattr(train_module, "validation_score", killed_in_epoch_three)
     with pytest.raises(KeyboardInterrupt):
-        train_member(0, train, validation, SHAPE, SETTINGS, tmp_path / "killed.pt")
+        fit_member(0, train, validation, SHAPE, SETTINGS, tmp_path / "killed.pt")
     saved = torch.load(tmp_path / "killed.pt", weights_only=False)
     assert saved["state"]["epoch"] == 2, "the checkpoint of the last finished epoch survives the kill"
     monkeypatch.setattr(train_module, "validation_score", real_score)
-    resumed = train_member(0, train, validation, SHAPE, SETTINGS, tmp_path / "killed.pt")
+    resumed = fit_member(0, train, validation, SHAPE, SETTINGS, tmp_path / "killed.pt")
     assert [e["epoch"] for e in resumed["history"]] == list(range(SETTINGS.epochs))
     assert resumed["validation_score"] == pytest.approx(uninterrupted["validation_score"], abs=1e-6)
     for name, tensor in uninterrupted["state_dict"].items():
@@ -144,7 +144,7 @@ def test_trained_ensemble_predicts_held_out_neurons(tmp_path: Path) -> None:
     train, validation, truths = _synthetic_sessions()
     members = []
     for index in range(2):
-        result = train_member(index, train, validation, SHAPE, SETTINGS, tmp_path / f"m{index}.pt")
+        result = fit_member(index, train, validation, SHAPE, SETTINGS, tmp_path / f"m{index}.pt")
         member = make_member(SHAPE, train, index, SETTINGS.seed)
         member.load_state_dict(result["state_dict"])
         members.append(member)
@@ -203,8 +203,8 @@ def test_stale_or_corrupt_feature_caches_are_clear_errors(tmp_path: Path) -> Non
 
 
 def test_corrupt_member_file_is_a_clear_error(tmp_path: Path) -> None:
-    from compactcortex.ensemble.jobs import load_member
     from compactcortex.errors import InputDataError
+    from compactcortex.io.members import load_member
 
     (tmp_path / "member0.pt").write_bytes(b"\x80\x02truncated")
     with pytest.raises(InputDataError, match=r"member0\.pt: cannot be read as an ensemble member"):

@@ -12,8 +12,9 @@ import yaml
 from PIL import Image
 
 from compactcortex.errors import InputDataError
-from compactcortex.ingest_cowley import ingest_cowley_session, read_image_zip
+from compactcortex.io.cowley2023 import read_image_zip
 from compactcortex.io.session_dataset import open_session_dataset
+from compactcortex.jobs.preprocess import ingest_cowley_session
 from tests.conftest import PREPROCESS_PARAMS, REPOSITORY
 
 

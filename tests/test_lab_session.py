@@ -11,8 +11,9 @@ import xarray as xr
 from compactcortex import metrics
 from compactcortex.config import load_config
 from compactcortex.io.nwb import read_recording_nwb
-from compactcortex.lab.session import load_true_neurons, simulate_session
-from compactcortex.preprocess import preprocess_nwb
+from compactcortex.jobs.lab import simulate_session
+from compactcortex.jobs.preprocess import preprocess_session
+from compactcortex.lab.session import load_true_neurons
 from tests.conftest import PREPROCESS_PARAMS, TINY_CONFIG
 
 DESIGN = {"n_neurons": 8, "repeats": 8, "images": {"natural": 60, "gaudy": 10, "dots": 20, "shapes": 10}}
@@ -35,7 +36,7 @@ def simulated(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("lab")
     paths = _simulate(folder)
     paths["dataset"] = folder / "t01.nc"
-    preprocess_nwb(paths["nwb_path"], paths["dataset"], params=PREPROCESS_PARAMS, seed=7)
+    preprocess_session(paths["nwb_path"], paths["dataset"], params=PREPROCESS_PARAMS, seed=7)
     return paths
 
 
@@ -63,7 +64,7 @@ def test_responses_have_realistic_rates_and_overdispersion(tmp_path: Path, simul
     assert 1.0 < np.median(rates) < 40.0 and np.max(rates) < 120.0
     assert len(np.unique(np.sum(np.isfinite(counts[0]), axis=1))) > 1, "images differ in repeats"
     poisson = _simulate(tmp_path, gain_cv=0.0, shared_gain_cv=0.0)
-    preprocess_nwb(poisson["nwb_path"], tmp_path / "poisson.nc", params=PREPROCESS_PARAMS, seed=7)
+    preprocess_session(poisson["nwb_path"], tmp_path / "poisson.nc", params=PREPROCESS_PARAMS, seed=7)
     fano_gain, fano_poisson = _fano_factors(simulated["dataset"]), _fano_factors(tmp_path / "poisson.nc")
     assert abs(np.median(fano_poisson) - 1.0) < 0.1, fano_poisson
     assert np.median(fano_gain) > np.median(fano_poisson) + 0.1, (fano_gain, fano_poisson)

@@ -13,7 +13,7 @@ import torch
 import xarray as xr
 from PIL import Image
 
-from compactcortex.manifest import MANIFEST, main, output_files, verify, write_manifest
+from compactcortex.io.manifest import MANIFEST, main, output_files, verify, write_manifest
 from compactcortex.provenance import sha256_file
 
 

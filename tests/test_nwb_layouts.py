@@ -20,7 +20,8 @@ from pynwb.image import RGBImage
 
 from compactcortex.errors import InputDataError
 from compactcortex.io.nwb import read_recording_nwb
-from compactcortex.preprocess import overlapping_windows, preprocess_nwb, trial_responses
+from compactcortex.jobs.preprocess import preprocess_session
+from compactcortex.preprocess import overlapping_windows, trial_responses
 from compactcortex.recording import Recording
 from tests.conftest import PREPROCESS_PARAMS
 
@@ -114,7 +115,7 @@ def test_integer_indices_without_a_recorded_order_are_refused(tmp_path: Path, re
     with pytest.raises(InputDataError, match=r"u1\.nwb: .*integer image indices.*records no order of its images"):
         read_recording_nwb(path)
     with pytest.raises(InputDataError, match="nwb_image_order"):
-        preprocess_nwb(path, tmp_path / "u1.nc", params=PREPROCESS_PARAMS, seed=1)
+        preprocess_session(path, tmp_path / "u1.nc", params=PREPROCESS_PARAMS, seed=1)
     assert not (tmp_path / "u1.nc").exists()
 
 
@@ -129,7 +130,7 @@ def test_configured_image_order_counts_the_indices(tmp_path: Path, recording: Re
     assert alphabetical.read_attrs["image_order"] == "alphabetical"
     assert not np.array_equal(_shown(alphabetical), _shown(recording)), "indices count alphabetically, as told"
     output = tmp_path / "u1.nc"
-    preprocess_nwb(path, output, params={**PREPROCESS_PARAMS, "nwb_image_order": "natural"}, seed=1)
+    preprocess_session(path, output, params={**PREPROCESS_PARAMS, "nwb_image_order": "natural"}, seed=1)
     with xr.open_dataset(output) as dataset:
         assert (dataset.attrs["image_order"], dataset.attrs["image_matched_by"]) == ("natural", "index")
         np.testing.assert_array_equal(dataset["source_index"], np.arange(12))
@@ -177,8 +178,8 @@ def test_overlapping_counting_windows_are_refused_naming_the_trials(tmp_path: Pa
     with pytest.raises(
         InputDataError, match=r"u1\.nwb: .*1 trial\(s\) overlap.*trial 5 \(onset 2\.5000 s\) and trial 6"
     ):
-        preprocess_nwb(path, tmp_path / "u1.nc", params=params, seed=1)
-    preprocess_nwb(path, tmp_path / "u1.nc", params={**params, "allow_overlapping_windows": True}, seed=1)
+        preprocess_session(path, tmp_path / "u1.nc", params=params, seed=1)
+    preprocess_session(path, tmp_path / "u1.nc", params={**params, "allow_overlapping_windows": True}, seed=1)
     with xr.open_dataset(tmp_path / "u1.nc") as dataset:
         assert dataset.attrs["n_overlapping_windows"] == 1
         assert "overlap" in json.loads(dataset.attrs["warnings_json"])[0]
@@ -208,7 +209,7 @@ def test_trial_filter_counts_only_the_kept_trials(tmp_path: Path, recording: Rec
     output = tmp_path / "u1.nc"
     trial_filter = {"column": "success", "keep": [True]}
     params = {**PREPROCESS_PARAMS, "nwb_image_order": "natural", "trial_filter": trial_filter}
-    preprocess_nwb(path, output, params=params, seed=1)
+    preprocess_session(path, output, params=params, seed=1)
     kept = ~aborted
     recording.trial_onset, recording.trial_image = recording.trial_onset[kept], recording.trial_image[kept]
     expected, _ = trial_responses(recording, latency_ms=50, window_ms=100)
@@ -229,14 +230,14 @@ def test_an_unfiltered_outcome_column_is_a_recorded_warning(
     output = tmp_path / "u1.nc"
     params = {**PREPROCESS_PARAMS, "nwb_image_order": "natural"}
     with caplog.at_level(logging.WARNING):
-        preprocess_nwb(path, output, params=params, seed=1)
+        preprocess_session(path, output, params=params, seed=1)
     assert "trials column 'outcome' looks like a trial outcome" in caplog.text
     with xr.open_dataset(output) as dataset:
         assert dataset.attrs["n_trials_excluded"] == 0 and dataset["n_repeats"].sum() == 48
         (warning,) = json.loads(dataset.attrs["warnings_json"])
         assert "'outcome'" in warning and "'fix_break': 7" in warning
     filtered = {**params, "trial_filter": {"column": "outcome", "keep": ["hit"]}}
-    preprocess_nwb(path, output, params=filtered, seed=1)
+    preprocess_session(path, output, params=filtered, seed=1)
     with xr.open_dataset(output) as dataset:
         assert dataset.attrs["n_trials_excluded"] == 7 and json.loads(dataset.attrs["warnings_json"]) == []
 
@@ -258,13 +259,13 @@ def test_area_of_each_unit_from_its_location(tmp_path: Path, recording: Recordin
     areas = ["V4", "V1", "V4", "V1", "V4"]
     path = user_nwb(tmp_path / "u1.nwb", recording, order=range(12), unit_columns={"location": ("area", areas)})
     output = tmp_path / "u1.nc"
-    preprocess_nwb(path, output, params=PREPROCESS_PARAMS, seed=1)
+    preprocess_session(path, output, params=PREPROCESS_PARAMS, seed=1)
     with xr.open_dataset(output) as dataset:
         assert dataset.attrs["area"] == "V1,V4"
         assert list(dataset["area"].values) == areas and dataset["area"].dims == ("neuron",)
         assert dataset["area"].attrs["long_name"] == "brain area of the neuron"
     with pytest.raises(InputDataError, match=r"u1\.nwb: the config gives the session's area as 'V4', but .* V1, V4"):
-        preprocess_nwb(path, output, params=PREPROCESS_PARAMS, seed=1, area="V4")
+        preprocess_session(path, output, params=PREPROCESS_PARAMS, seed=1, area="V4")
 
 
 def test_area_from_the_units_electrodes(tmp_path: Path, recording: Recording) -> None:
@@ -280,15 +281,15 @@ def test_area_from_the_config_or_unknown(
     path = user_nwb(tmp_path / "u1.nwb", recording, order=range(12))
     output = tmp_path / "u1.nc"
     with caplog.at_level(logging.WARNING):
-        preprocess_nwb(path, output, params=PREPROCESS_PARAMS, seed=1)
+        preprocess_session(path, output, params=PREPROCESS_PARAMS, seed=1)
     assert "neither the file (location) nor the config" in caplog.text
     with xr.open_dataset(output) as dataset:
         assert dataset.attrs["area"] == "unknown" and "area" not in dataset.coords
-    preprocess_nwb(path, output, params=PREPROCESS_PARAMS, seed=1, area="IT")
+    preprocess_session(path, output, params=PREPROCESS_PARAMS, seed=1, area="IT")
     with xr.open_dataset(output) as dataset:
         assert dataset.attrs["area"] == "IT" and json.loads(dataset.attrs["params_json"])["area"] == "IT"
     located = user_nwb(tmp_path / "u2.nwb", recording, order=range(12), unit_columns={"location": ("a", ["V4"] * 5)})
-    preprocess_nwb(located, tmp_path / "u2.nc", params=PREPROCESS_PARAMS, seed=1, area="V4")  # agree: fine
+    preprocess_session(located, tmp_path / "u2.nc", params=PREPROCESS_PARAMS, seed=1, area="V4")  # agree: fine
 
 
 # Silent neurons ------------------------------------------------------------------------------------------------
@@ -303,7 +304,7 @@ def test_silent_neurons_are_dropped_and_listed(
     path = user_nwb(tmp_path / "u1.nwb", recording, order=range(12), spike_trains=trains)
     output = tmp_path / "u1.nc"
     with caplog.at_level(logging.WARNING):
-        preprocess_nwb(path, output, params=PREPROCESS_PARAMS, seed=1)
+        preprocess_session(path, output, params=PREPROCESS_PARAMS, seed=1)
     assert "2 silent neurons left out" in caplog.text
     with xr.open_dataset(output) as dataset:
         assert list(dataset["neuron"].values) == ["unit0", "unit2", "unit4"]
@@ -315,7 +316,7 @@ def test_silent_neurons_are_dropped_and_listed(
         first = np.flatnonzero(recording.trial_image == 0)
         np.testing.assert_array_equal(dataset["responses"].values[:, 0, :], true_counts[[0, 2, 4]][:, first])
     with pytest.raises(InputDataError, match=r"u1\.nwb: silent neurons \(nothing to model\): unit1 .*; unit3"):
-        preprocess_nwb(path, tmp_path / "u2.nc", params={**PREPROCESS_PARAMS, "on_silent_neuron": "error"}, seed=1)
+        preprocess_session(path, tmp_path / "u2.nc", params={**PREPROCESS_PARAMS, "on_silent_neuron": "error"}, seed=1)
     assert not (tmp_path / "u2.nc").exists()
 
 

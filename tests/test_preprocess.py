@@ -17,7 +17,8 @@ from compactcortex.io.session_dataset import (
     open_session_dataset,
     write_session_dataset,
 )
-from compactcortex.preprocess import preprocess_nwb, trial_responses
+from compactcortex.jobs.preprocess import ingest_cowley_session, preprocess_session
+from compactcortex.preprocess import trial_responses
 from compactcortex.recording import Recording
 from tests.conftest import PREPROCESS_PARAMS
 
@@ -45,7 +46,7 @@ def test_nwb_to_session_dataset(tmp_path: Path, recording: Recording) -> None:
     nwb = tmp_path / "t01.nwb"
     write_recording_nwb(nwb, recording)
     output = tmp_path / "sessions" / "t01.nc"
-    preprocess_nwb(nwb, output, params=PREPROCESS_PARAMS, seed=1)
+    preprocess_session(nwb, output, params=PREPROCESS_PARAMS, seed=1)
     with open_session_dataset(output) as dataset:
         for name, dims in REQUIRED_VARIABLES.items():
             assert dataset[name].dims == dims
@@ -69,8 +70,8 @@ def test_session_dataset_is_deterministic(tmp_path: Path, recording: Recording) 
     nwb = tmp_path / "t01.nwb"
     write_recording_nwb(nwb, recording)
     first, second = tmp_path / "a" / "t01.nc", tmp_path / "b" / "t01.nc"
-    preprocess_nwb(nwb, first, params=PREPROCESS_PARAMS, seed=1)
-    preprocess_nwb(nwb, second, params=PREPROCESS_PARAMS, seed=1)
+    preprocess_session(nwb, first, params=PREPROCESS_PARAMS, seed=1)
+    preprocess_session(nwb, second, params=PREPROCESS_PARAMS, seed=1)
     xr.testing.assert_identical(xr.load_dataset(first), xr.load_dataset(second))
 
 
@@ -130,7 +131,7 @@ def test_failed_preprocessing_leaves_no_output(tmp_path: Path, recording: Record
     write_recording_nwb(nwb, recording)
     output = tmp_path / "sessions" / "t01.nc"
     with pytest.raises(InputDataError, match=r"t01\.nwb: silent neurons \(nothing to model\): t01_n000"):
-        preprocess_nwb(nwb, output, params={**PREPROCESS_PARAMS, "on_silent_neuron": "error"}, seed=1)
+        preprocess_session(nwb, output, params={**PREPROCESS_PARAMS, "on_silent_neuron": "error"}, seed=1)
     assert not output.exists()
     assert not list(tmp_path.rglob("*.partial*")), "no temporary file is left behind"
 
@@ -176,7 +177,7 @@ def test_netcdf_metadata_survives_the_round_trip(tmp_path: Path, recording: Reco
     nwb = tmp_path / "t01.nwb"
     write_recording_nwb(nwb, recording)
     output = tmp_path / "sessions" / "t01.nc"
-    preprocess_nwb(nwb, output, params=PREPROCESS_PARAMS, seed=1)
+    preprocess_session(nwb, output, params=PREPROCESS_PARAMS, seed=1)
     with xr.open_dataset(output) as dataset:
         assert set(dataset.variables) == set(UNITS)
         for name, units in UNITS.items():
@@ -213,7 +214,6 @@ def test_cf_metadata_must_describe_every_variable() -> None:
 
 
 def test_cowley_ingest_drops_silent_neurons_and_says_v4(tmp_path: Path) -> None:
-    from compactcortex.ingest_cowley import ingest_cowley_session
     from tests.test_ingest_cowley import _fake_published_session
 
     _fake_published_session(tmp_path, "999")

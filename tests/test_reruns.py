@@ -14,7 +14,7 @@ import pytest
 import xarray as xr
 import yaml
 
-from compactcortex.manifest import MANIFEST, verify
+from compactcortex.io.manifest import MANIFEST, verify
 from tests.conftest import REPOSITORY, SNAKEMAKE, TINY_CONFIG, run_snakemake
 
 pytestmark = pytest.mark.slow

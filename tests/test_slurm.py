@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from compactcortex.manifest import MANIFEST, verify
+from compactcortex.io.manifest import MANIFEST, verify
 from tests.conftest import REPOSITORY, TINY_CONFIG, run_snakemake
 from tests.slurm_cluster import local_cluster, unavailable_reason
 

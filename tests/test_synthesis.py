@@ -1,4 +1,4 @@
-"""Image synthesis on compact models (METHODS.md section 5): differentiable preprocessing, a bank fed one image per
+"""Image synthesis on compact models (docs/method.md section 5): differentiable preprocessing, a bank fed one image per
 student, maximizing/minimizing images and adversarial perturbations of known random models."""
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from compactcortex.synthesis.images import (
     synthesize,
     white_noise,
 )
-from compactcortex.synthesis.jobs import StimulusDesign, neuron_stimuli
+from compactcortex.synthesis.stimulus_set import StimulusDesign, neuron_stimuli
 from tests.test_compact_bank import make_students, randomise_batchnorm_
 from tests.test_compact_distill_prune import make_images
 

@@ -65,6 +65,27 @@ def test_default_dag_plans_every_session(tmp_path: Path) -> None:
     assert counts == {**expected, "total": sum(expected.values())}, result.stdout
 
 
+def test_every_job_has_a_runtime_in_every_profile(tmp_path: Path) -> None:
+    """Rules that give no runtime take it from the profiles' default-resources; a --profile's default-resources
+    replace the workflow profile's, so every profile of the repository must give it."""
+    profiles = [REPOSITORY / "profiles" / "default", REPOSITORY / "profiles" / "slurm"]
+    profiles += [path for path in (REPOSITORY / "tests" / "profiles").iterdir() if path.is_dir()]
+    for profile in profiles:
+        settings = yaml.safe_load((profile / "config.yaml").read_text())
+        assert settings["default-resources"]["runtime"] == 10, profile
+    result = snakemake(
+        tmp_path,
+        "--dry-run",
+        "--workflow-profile",
+        str(REPOSITORY / "profiles" / "default"),
+        "--configfile",
+        str(TINY_CONFIG),
+    )
+    resources = [line for line in result.stdout.splitlines() if line.strip().startswith("resources:")]
+    assert len(resources) > 20
+    assert all("runtime=" in line for line in resources), [line for line in resources if "runtime=" not in line]
+
+
 def test_cowley_dag_plans_ingest(tmp_path: Path) -> None:
     if not COWLEY_DIR.is_dir():
         pytest.skip(f"the published Cowley et al. 2023 data are not at {COWLEY_DIR}")
@@ -185,8 +206,8 @@ def test_tiny_pipeline_end_to_end(tiny_local_run: Path) -> None:
 
 def check_compact_models(data: Path, n_reliable: int, summary: dict) -> None:
     """Every reliable test neuron has a loadable compact model whose card agrees with the evaluation."""
-    from compactcortex.compact.distill import predict
     from compactcortex.io.compact_models import load_compact_model
+    from compactcortex.models.compact import predict
 
     plan = json.loads((data / "compact" / "t05" / "plan.json").read_text())
     assert [len(neurons) for neurons in plan["chunks"].values()] == [3, 3, n_reliable - 6]
@@ -216,7 +237,7 @@ def check_compact_models(data: Path, n_reliable: int, summary: dict) -> None:
 def check_synthesis(data: Path, n_reliable: int, summary: dict) -> None:
     """The stimulus set holds every neuron's images, adversarial images keep their budget, the closed loop scored
     every neuron, and the summary reports it."""
-    from compactcortex.synthesis.jobs import read_stimuli
+    from compactcortex.io.stimulus_sets import read_stimuli
 
     config = yaml.safe_load(TINY_CONFIG.read_text())["synthesis"]
     folder = data / "synthesis" / "t05" / "stimulus_set"

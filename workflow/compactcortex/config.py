@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import jsonschema
 import yaml
@@ -141,3 +142,20 @@ def config_sha256(value: Any) -> str:
 def session_roles(config: Mapping[str, Any]) -> dict[str, str]:
     """Session id -> role, in config order."""
     return {session["id"]: session["role"] for session in config["sessions"]}
+
+
+Settings = TypeVar("Settings")
+
+
+def settings_from(cls: type[Settings], section: Mapping[str, Any], **context: Any) -> Settings:
+    """The one way a config section becomes a stage's settings (a dataclass): each field from ``context`` where given
+    there (a seed, a device, nested settings), else from the section's key of the same name (lists become tuples);
+    a field named by neither keeps its default. The schema has already checked and defaulted the section."""
+    values = {}
+    for field in dataclasses.fields(cls):  # type: ignore[arg-type]
+        if field.name in context:
+            values[field.name] = context[field.name]
+        elif field.name in section:
+            value = section[field.name]
+            values[field.name] = tuple(value) if isinstance(value, list) else value
+    return cls(**values)

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import xarray as xr
 
 from compactcortex import metrics
-from compactcortex.atomic import atomic_path
-from compactcortex.ensemble.data import halves
+from compactcortex.io.ground_truth import read_ground_truth
+from compactcortex.io.predictions import halves, read_predictions
 from compactcortex.io.session_dataset import open_session_dataset
+from compactcortex.io.tables import read_table
 
 # Models in the order of the table's columns; a session's table has those it was given.
 MODELS = ("ensemble", "task_driven", "compact", "published_compact")
@@ -56,19 +56,6 @@ def held_out_responses(dataset_path: str | Path, neurons: np.ndarray) -> HeldOut
         )
 
 
-def read_predictions(path: str | Path, neurons: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(predictions (member, neuron, image), neuron ids); one member where the file has none. NaN for ``neurons``
-    the file lacks (e.g. neurons without a published compact model)."""
-    with xr.open_dataset(path) as predictions:
-        values = predictions["prediction"]
-        if "member" not in values.dims:
-            values = values.expand_dims("member")
-        values = values.transpose("member", "neuron", "image")
-        if neurons is not None:
-            values = values.reindex(neuron=neurons)
-        return values.values.astype(np.float64), values["neuron"].values
-
-
 def evaluation_table(
     dataset_path: str | Path, prediction_paths: Mapping[str, str | Path], truth_path: str | Path | None = None
 ) -> pd.DataFrame:
@@ -81,8 +68,7 @@ def evaluation_table(
     held = held_out_responses(dataset_path, neurons)
     rate = None
     if truth_path is not None:
-        with xr.open_dataset(truth_path) as truth:
-            rate = truth["rate"].sel(neuron=neurons, image=held.image_ids).values[:, held.held_out]
+        rate = read_ground_truth(truth_path)["rate"].sel(neuron=neurons, image=held.image_ids).values[:, held.held_out]
     table = pd.DataFrame({"neuron": neurons, "reliability": held.reliability})
     for model in (m for m in MODELS if m in prediction_paths):
         predictions = members if model == "ensemble" else read_predictions(prediction_paths[model], neurons)[0]
@@ -97,20 +83,12 @@ def evaluation_table(
     return table
 
 
-def evaluate_session_job(
-    *, dataset: str, predictions: Mapping[str, str], output: str, truth: str | None = None
-) -> None:
-    table = evaluation_table(dataset, predictions, truth)
-    with atomic_path(output) as temporary:
-        table.to_csv(temporary, index=False, float_format="%.6g")
-
-
 def comparison_table(evaluation_paths: Sequence[str | Path]) -> pd.DataFrame:
     """One row per test session: the number of neurons and each model's median r and r2_ER on the held-out half
     (over the neurons that model has: the published compact models cover some neurons only)."""
     rows = []
     for path in evaluation_paths:
-        table = pd.read_csv(path)
+        table = read_table(path)
         row: dict[str, object] = {"session": Path(path).stem, "n_neurons": len(table)}
         for model in MODELS:
             if f"r_{model}" not in table:
@@ -126,9 +104,3 @@ def comparison_table(evaluation_paths: Sequence[str | Path]) -> pd.DataFrame:
             row[f"paired_median_r_{model}"] = metrics.median_ignoring_nan(table.loc[paired, f"r_{model}"].to_numpy())
         rows.append(row)
     return pd.DataFrame(rows)
-
-
-def comparison_job(*, evaluations: Sequence[str], output: str) -> None:
-    table = comparison_table(evaluations)
-    with atomic_path(output) as temporary:
-        table.to_csv(temporary, index=False, float_format="%.4f")

@@ -13,8 +13,7 @@ import xarray as xr
 
 from compactcortex.config import load_schema
 from compactcortex.errors import InputDataError
-from compactcortex.io.nwb import read_recording_nwb
-from compactcortex.io.session_dataset import build_session_dataset, write_session_dataset
+from compactcortex.io.session_dataset import build_session_dataset
 from compactcortex.provenance import provenance_attrs
 from compactcortex.recording import Recording
 from compactcortex.seeding import rng_for
@@ -152,44 +151,4 @@ def preprocess_recording(
             **recording.read_attrs,
             "warnings_json": json.dumps([*recording.warnings, *warnings]),
         },
-    )
-
-
-def preprocess_nwb(
-    nwb_path: str | Path,
-    output_path: str | Path,
-    *,
-    params: Mapping[str, Any],
-    seed: int,
-    session: str | None = None,
-    area: str | None = None,
-) -> None:
-    """Read an NWB session, count spikes per trial and write the session dataset, named ``session`` (by default
-    the output file's name). ``area``: the session's brain area from the config (None: the file's)."""
-    nwb_path = Path(nwb_path)
-    params = preprocess_settings(params)
-    recording = read_recording_nwb(
-        nwb_path,
-        template_name=params["nwb_stimulus_template"],
-        image_column=params["nwb_image_column"],
-        image_order=params["nwb_image_order"],
-        trial_filter=params["trial_filter"],
-    )
-    session = session or Path(output_path).stem
-    if recording.session != session:
-        log.warning(
-            "%s: NWB session_id '%s' differs from the session's name '%s'", nwb_path, recording.session, session
-        )
-        recording.session = session
-    if recording.n_trials == 0:
-        raise InputDataError(nwb_path, "no trials")
-    dataset = preprocess_recording(recording, source=nwb_path, params=params, seed=seed, inputs=[nwb_path], area=area)
-    write_session_dataset(dataset, output_path, params["compression_level"])
-    log.info(
-        "%s: %d neurons, %d images, median %d repeats, %d spikes",
-        output_path,
-        dataset.sizes["neuron"],
-        dataset.sizes["image"],
-        int(np.median(dataset["n_repeats"])),
-        recording.n_spikes,
     )

@@ -373,6 +373,10 @@ def _lattice_cluster(n_dots: int, spacing: float) -> np.ndarray:
     return (chosen - chosen.mean(axis=0)) * spacing
 
 
+# The dot battery's factors, each swept about a reference dot pattern: factor -> its parameter column
+DOT_FACTORS = {"number": "n_dots", "radius": "dot_radius", "spacing": "spacing", "contrast": "contrast"}
+
+
 def dot_battery(size: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """A systematic, deterministic set of dot stimuli: one factor at a time around a reference
     (4 white dots, radius 0.04 and centre spacing 0.16 of the image, full contrast), centred in the image,

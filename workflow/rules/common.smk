@@ -3,6 +3,8 @@ import re
 from pathlib import Path
 
 from compactcortex.config import session_roles, sorted_keys
+from compactcortex.io.compression_plan import read_plan
+from compactcortex.io.cowley2023 import cowley_paths, published_models
 from compactcortex.resources import (
     compression_resources,
     feature_resources,
@@ -42,8 +44,13 @@ def benchmarks(path):
     return f"{DATA}/benchmarks/{path}"
 
 
-def session_datasets():
-    return expand(f"{DATA}/sessions/{{session}}.nc", session=SESSIONS)
+def session_dataset(session="{session}"):
+    """A session's dataset (the preprocessed recording): of the rule's ``{session}`` wildcard by default."""
+    return f"{DATA}/sessions/{session}.nc"
+
+
+def session_datasets(sessions=SESSIONS):
+    return [session_dataset(session) for session in sessions]
 
 
 def recording_nwb(wildcards):
@@ -78,8 +85,6 @@ def lab_settings():
 
 
 def cowley_inputs(wildcards):
-    from compactcortex.ingest_cowley import cowley_paths
-
     return {name: str(path) for name, path in cowley_paths(SOURCE["path"], wildcards.session).items()}
 
 
@@ -93,7 +98,7 @@ def images_of(wildcards):
         return f"{DATA}/active_learning/{CANDIDATE_POOL}.nc"
     if wildcards.image_set in DISTILLATION_POOLS:
         return f"{DATA}/compact/{DISTILLATION_POOLS[wildcards.image_set]}/pool.nc"
-    return f"{DATA}/sessions/{wildcards.image_set}.nc"
+    return session_dataset(wildcards.image_set)
 
 
 def feature_layers_of(wildcards):
@@ -112,8 +117,6 @@ def compression_settings():
 
 def compression_chunks(wildcards):
     """The names of a session's compression jobs, known once its plan (a checkpoint) exists."""
-    from compactcortex.compact.jobs import read_plan
-
     return sorted(read_plan(checkpoints.plan_compression.get(session=wildcards.session).output.plan))
 
 
@@ -139,8 +142,6 @@ def published_sessions():
     """Test sessions with published compact models (the Cowley et al. data only)."""
     if SOURCE["kind"] != "cowley2023":
         return []
-    from compactcortex.compact.published import published_models
-
     have = {session for session, _ in published_models(SOURCE["path"])}
     return [session for session in TEST_SESSIONS if session in have]
 

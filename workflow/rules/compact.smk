@@ -1,10 +1,10 @@
-# Compact models (METHODS.md section 4): per test session a distillation pool labelled once by the teacher, then
+# Compact models (docs/method.md section 4): per test session a distillation pool labelled once by the teacher, then
 # one job per chunk of neurons (discovered from the teacher's labels by a checkpoint), then the session's collection.
 
 
 rule distillation_pool:
     input:
-        dataset=f"{DATA}/sessions/{{session}}.nc",
+        dataset=session_dataset(),
     output:
         pool=f"{DATA}/compact/{{session}}/pool.nc",
     params:
@@ -76,7 +76,7 @@ rule compress_neurons:
     input:
         pool=f"{DATA}/compact/{{session}}/pool.nc",
         teacher=f"{DATA}/compact/{{session}}/teacher.nc",
-        dataset=f"{DATA}/sessions/{{session}}.nc",
+        dataset=session_dataset(),
         plan=f"{DATA}/compact/{{session}}/plan.json",
     output:
         models=directory(f"{DATA}/compact/{{session}}/models/{{chunk}}"),
@@ -102,7 +102,7 @@ rule compress_neurons:
 rule collect_compact_models:
     input:
         chunks=compact_chunk_dirs,
-        dataset=f"{DATA}/sessions/{{session}}.nc",
+        dataset=session_dataset(),
     output:
         predictions=f"{DATA}/compact/{{session}}/predictions.nc",
         table=f"{DATA}/compact/{{session}}/models.csv",
@@ -113,7 +113,6 @@ rule collect_compact_models:
     threads: 1
     resources:
         mem_mb=2000,
-        runtime=10,
     conda:
         ENV
     script:
@@ -122,7 +121,7 @@ rule collect_compact_models:
 
 rule published_compact_predictions:
     input:
-        dataset=f"{DATA}/sessions/{{session}}.nc",
+        dataset=session_dataset(),
     output:
         predictions=f"{DATA}/compact/published/{{session}}.nc",
     params:

@@ -26,9 +26,9 @@ rule extract_features:
 
 rule train_member:
     input:
-        train_datasets=expand(f"{DATA}/sessions/{{session}}.nc", session=TRAIN_SESSIONS),
+        train_datasets=expand(session_dataset(), session=TRAIN_SESSIONS),
         train_features=expand(f"{DATA}/features/{{session}}.pt", session=TRAIN_SESSIONS),
-        validation_dataset=f"{DATA}/sessions/{VALIDATION_SESSION}.nc",
+        validation_dataset=session_dataset(VALIDATION_SESSION),
         validation_features=f"{DATA}/features/{VALIDATION_SESSION}.pt",
     output:
         member=f"{DATA}/ensemble/members/member{{member}}.pt",
@@ -55,7 +55,7 @@ rule train_member:
 rule map_session:
     input:
         members=member_files(),
-        dataset=f"{DATA}/sessions/{{session}}.nc",
+        dataset=session_dataset(),
         features=f"{DATA}/features/{{session}}.pt",
     output:
         predictions=f"{DATA}/ensemble/predictions/{{session}}.nc",
@@ -82,7 +82,7 @@ rule map_session:
 
 rule task_driven_session:
     input:
-        dataset=f"{DATA}/sessions/{{session}}.nc",
+        dataset=session_dataset(),
         features=f"{DATA}/features/{{session}}.pt",
     output:
         predictions=f"{DATA}/task_driven/predictions/{{session}}.nc",
@@ -118,7 +118,6 @@ rule candidate_pool:
     threads: 1
     resources:
         mem_mb=2000,
-        runtime=10,
     conda:
         ENV
     script:

@@ -4,7 +4,7 @@
 rule evaluate_session:
     input:
         unpack(evaluation_inputs),
-        dataset=f"{DATA}/sessions/{{session}}.nc",
+        dataset=session_dataset(),
         truth=lambda wildcards: truth_of(wildcards.session),
     output:
         table=f"{DATA}/evaluation/{{session}}.csv",
@@ -15,7 +15,6 @@ rule evaluate_session:
     threads: 1
     resources:
         mem_mb=2000,
-        runtime=10,
     conda:
         ENV
     script:

@@ -17,7 +17,6 @@ rule analyze_compressibility:
     threads: 1
     resources:
         mem_mb=2000,
-        runtime=10,
     conda:
         ENV
     script:
@@ -42,7 +41,6 @@ rule analyze_dots:
     threads: 1
     resources:
         mem_mb=2000,
-        runtime=10,
     conda:
         ENV
     script:
@@ -69,7 +67,6 @@ rule figure_accuracy:
     threads: 1
     resources:
         mem_mb=2000,
-        runtime=10,
     conda:
         ENV
     script:
@@ -96,7 +93,6 @@ rule figure_synthesis:
     threads: 1
     resources:
         mem_mb=2000,
-        runtime=10,
     conda:
         ENV
     script:
@@ -124,7 +120,6 @@ rule figure_compressibility:
     threads: 1
     resources:
         mem_mb=2000,
-        runtime=10,
     conda:
         ENV
     script:
@@ -154,7 +149,6 @@ rule figure_dots:
     threads: 1
     resources:
         mem_mb=2000,
-        runtime=10,
     conda:
         ENV
     script:

@@ -6,7 +6,7 @@ if SOURCE["kind"] in ("virtual_lab", "nwb"):
         input:
             nwb=recording_nwb,
         output:
-            dataset=f"{DATA}/sessions/{{session}}.nc",
+            dataset=session_dataset(),
         params:
             preprocess=section("preprocess"),
             seed=config["seed"],
@@ -30,7 +30,7 @@ else:
         input:
             unpack(cowley_inputs),
         output:
-            dataset=f"{DATA}/sessions/{{session}}.nc",
+            dataset=session_dataset(),
         params:
             root=SOURCE["path"],
             preprocess=section("preprocess"),

@@ -31,11 +31,10 @@ rule summary:
     threads: 1
     resources:
         mem_mb=2000,
-        runtime=10,
     conda:
         ENV
     script:
-        "../scripts/summarize.py"
+        "../scripts/summary.py"
 
 
 rule manifest:
@@ -56,7 +55,6 @@ rule manifest:
     threads: 1
     resources:
         mem_mb=1000,
-        runtime=10,
     conda:
         ENV
     script:

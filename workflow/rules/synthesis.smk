@@ -41,7 +41,6 @@ rule collect_stimuli:
     threads: 1
     resources:
         mem_mb=4000,
-        runtime=10,
     conda:
         ENV
     script:
@@ -99,7 +98,7 @@ rule preprocess_closed_loop:
     conda:
         ENV
     script:
-        "../scripts/preprocess_session.py"
+        "../scripts/preprocess_closed_loop.py"
 
 
 rule score_closed_loop:
@@ -120,7 +119,6 @@ rule score_closed_loop:
     threads: 1
     resources:
         mem_mb=2000,
-        runtime=10,
     conda:
         ENV
     script:

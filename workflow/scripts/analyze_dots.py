@@ -1,14 +1,11 @@
-"""Snakemake job: dot selectivity and tuning of every compact model, and the dot detector's ablation."""
+"""Snakemake job of rule `analyze_dots`: dot selectivity and tuning of every compact model, and the dot detector's
+ablation."""
 
-import sys
-
-sys.path.insert(0, f"{snakemake.scriptdir}/..")  # the compactcortex package of this checkout
-
-from compactcortex.analysis.dots import dots_job
+from compactcortex.jobs.figures import analyze_dots
 from compactcortex.rule_logging import logging_to
 
 with logging_to(snakemake.log[0]):
-    dots_job(
+    analyze_dots(
         model_tables=list(snakemake.input.models),
         stimulus_sets=list(snakemake.input.stimulus_sets),
         truths=list(snakemake.input.truths),

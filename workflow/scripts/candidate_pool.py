@@ -1,14 +1,10 @@
-"""Snakemake job: draw the candidate images for active learning."""
+"""Snakemake job of rule `candidate_pool`: draw the candidate images for active learning."""
 
-import sys
-
-sys.path.insert(0, f"{snakemake.scriptdir}/..")  # the compactcortex package of this checkout
-
-from compactcortex.ensemble.active_learning import candidate_pool_job
+from compactcortex.jobs.ensemble import candidate_pool
 from compactcortex.rule_logging import logging_to
 
 with logging_to(snakemake.log[0]):
-    candidate_pool_job(
+    candidate_pool(
         output=snakemake.output.pool,
         pool=snakemake.params.pool,
         image_size=snakemake.params.image_size,

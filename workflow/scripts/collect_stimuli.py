@@ -1,14 +1,11 @@
-"""Snakemake job: a session's stimulus set (controls + every neuron's images), PNGs, manifest and predictions."""
+"""Snakemake job of rule `collect_stimuli`: a session's stimulus set (controls + every neuron's images), PNGs,
+manifest and predictions."""
 
-import sys
-
-sys.path.insert(0, f"{snakemake.scriptdir}/..")  # the compactcortex package of this checkout
-
+from compactcortex.jobs.synthesis import collect_stimuli
 from compactcortex.rule_logging import logging_to
-from compactcortex.synthesis.jobs import collect_stimuli_job
 
 with logging_to(snakemake.log[0]):
-    collect_stimuli_job(
+    collect_stimuli(
         chunk_files=list(snakemake.input.chunks),
         chunk_dirs=list(snakemake.input.models),
         pool=snakemake.input.pool,

@@ -1,11 +1,8 @@
-"""Snakemake job: per test session, the median held-out accuracy of every model, side by side (one table)."""
+"""Snakemake job of rule `compact_comparison`: per test session, the median held-out accuracy of every model, side by
+side (one table)."""
 
-import sys
-
-sys.path.insert(0, f"{snakemake.scriptdir}/..")  # the compactcortex package of this checkout
-
-from compactcortex.evaluate import comparison_job
+from compactcortex.jobs.compact import compact_comparison
 from compactcortex.rule_logging import logging_to
 
 with logging_to(snakemake.log[0]):
-    comparison_job(evaluations=snakemake.input.evaluations, output=snakemake.output.table)
+    compact_comparison(evaluations=snakemake.input.evaluations, output=snakemake.output.table)

@@ -1,15 +1,12 @@
-"""Snakemake job: compact models (distil, prune, rebuild, retrain) for one chunk of a session's neurons."""
+"""Snakemake job of rule `compress_neurons`: compact models (distil, prune, rebuild, retrain) for one chunk of a
+session's neurons."""
 
-import sys
-
-sys.path.insert(0, f"{snakemake.scriptdir}/..")  # the compactcortex package of this checkout
-
-from compactcortex.compact.jobs import compress_chunk_job
+from compactcortex.jobs.compact import compress_neurons
 from compactcortex.rule_logging import logging_to, use_threads
 
 with logging_to(snakemake.log[0]):
     use_threads(snakemake.threads)
-    compress_chunk_job(
+    compress_neurons(
         pool=snakemake.input.pool,
         teacher=snakemake.input.teacher,
         dataset=snakemake.input.dataset,

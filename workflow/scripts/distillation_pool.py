@@ -1,14 +1,10 @@
-"""Snakemake job: draw one test session's distillation pool."""
+"""Snakemake job of rule `distillation_pool`: draw one test session's distillation pool."""
 
-import sys
-
-sys.path.insert(0, f"{snakemake.scriptdir}/..")  # the compactcortex package of this checkout
-
-from compactcortex.compact.pool import distillation_pool_job
+from compactcortex.jobs.compact import distillation_pool
 from compactcortex.rule_logging import logging_to
 
 with logging_to(snakemake.log[0]):
-    distillation_pool_job(
+    distillation_pool(
         dataset=snakemake.input.dataset,
         output=snakemake.output.pool,
         pool=snakemake.params.pool,

@@ -1,14 +1,10 @@
-"""Snakemake job: Figure 1 (accuracy and model size)."""
+"""Snakemake job of rule `figure_accuracy`: Figure 1 (accuracy and model size)."""
 
-import sys
-
-sys.path.insert(0, f"{snakemake.scriptdir}/..")  # the compactcortex package of this checkout
-
-from compactcortex.figures.accuracy import accuracy_figure_job
+from compactcortex.jobs.figures import figure_accuracy
 from compactcortex.rule_logging import logging_to
 
 with logging_to(snakemake.log[0]):
-    accuracy_figure_job(
+    figure_accuracy(
         evaluations=list(snakemake.input.evaluations),
         members=list(snakemake.input.members),
         compact_tables=list(snakemake.input.models),

@@ -1,14 +1,10 @@
-"""Snakemake job: Figure 4 (a dot detector)."""
+"""Snakemake job of rule `figure_dots`: Figure 4 (a dot detector)."""
 
-import sys
-
-sys.path.insert(0, f"{snakemake.scriptdir}/..")  # the compactcortex package of this checkout
-
-from compactcortex.figures.dots import dots_figure_job
+from compactcortex.jobs.figures import figure_dots
 from compactcortex.rule_logging import logging_to
 
 with logging_to(snakemake.log[0]):
-    dots_figure_job(
+    figure_dots(
         selectivity=snakemake.input.selectivity,
         tuning=snakemake.input.tuning,
         ablation=snakemake.input.ablation,

@@ -1,14 +1,10 @@
-"""Snakemake job: an NWB recording -> the session dataset."""
+"""Snakemake job of rule `preprocess_session`: an NWB recording -> the session dataset."""
 
-import sys
-
-sys.path.insert(0, f"{snakemake.scriptdir}/..")  # the compactcortex package of this checkout
-
-from compactcortex.preprocess import preprocess_nwb
+from compactcortex.jobs.preprocess import preprocess_session
 from compactcortex.rule_logging import logging_to
 
 with logging_to(snakemake.log[0]):
-    preprocess_nwb(
+    preprocess_session(
         snakemake.input.nwb,
         snakemake.output.dataset,
         params=snakemake.params.preprocess,

@@ -1,15 +1,12 @@
-"""Snakemake job: the published compact models' predictions for one session's images."""
+"""Snakemake job of rule `published_compact_predictions`: the published compact models' predictions for one session's
+images."""
 
-import sys
-
-sys.path.insert(0, f"{snakemake.scriptdir}/..")  # the compactcortex package of this checkout
-
-from compactcortex.compact.published import published_predictions_job
+from compactcortex.jobs.compact import published_compact_predictions
 from compactcortex.rule_logging import logging_to, use_threads
 
 with logging_to(snakemake.log[0]):
     use_threads(snakemake.threads)
-    published_predictions_job(
+    published_compact_predictions(
         root=snakemake.params.root,
         session=snakemake.wildcards.session,
         dataset=snakemake.input.dataset,

@@ -1,14 +1,10 @@
-"""Snakemake job: score the closed-loop session against the stimulus set's intentions."""
+"""Snakemake job of rule `score_closed_loop`: score the closed-loop session against the stimulus set's intentions."""
 
-import sys
-
-sys.path.insert(0, f"{snakemake.scriptdir}/..")  # the compactcortex package of this checkout
-
+from compactcortex.jobs.synthesis import score_closed_loop
 from compactcortex.rule_logging import logging_to
-from compactcortex.synthesis.closed_loop import score_closed_loop_job
 
 with logging_to(snakemake.log[0]):
-    score_closed_loop_job(
+    score_closed_loop(
         stimuli=f"{snakemake.input.stimulus_set}/stimuli.nc",
         dataset=snakemake.input.dataset,
         truth=snakemake.input.truth[0] if snakemake.input.truth else None,

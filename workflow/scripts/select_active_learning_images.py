@@ -1,15 +1,12 @@
-"""Snakemake job: export the candidate images the ensemble members disagree on most."""
+"""Snakemake job of rule `select_active_learning_images`: export the candidate images the ensemble members disagree
+on most."""
 
-import sys
-
-sys.path.insert(0, f"{snakemake.scriptdir}/..")  # the compactcortex package of this checkout
-
-from compactcortex.ensemble.active_learning import select_images_job
+from compactcortex.jobs.ensemble import select_active_learning_images
 from compactcortex.rule_logging import logging_to, use_threads
 
 with logging_to(snakemake.log[0]):
     use_threads(snakemake.threads)
-    select_images_job(
+    select_active_learning_images(
         member_paths=snakemake.input.members,
         readout_paths=snakemake.input.readouts,
         pool_images=snakemake.input.pool,

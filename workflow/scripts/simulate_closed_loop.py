@@ -1,10 +1,7 @@
-"""Snakemake job: the closed loop's recording: the stimulus set shown to the same simulated neurons."""
+"""Snakemake job of rule `simulate_closed_loop`: the closed loop's recording: the stimulus set shown to the same
+simulated neurons."""
 
-import sys
-
-sys.path.insert(0, f"{snakemake.scriptdir}/..")  # the compactcortex package of this checkout
-
-from compactcortex.lab.session import simulate_closed_loop
+from compactcortex.jobs.synthesis import simulate_closed_loop
 from compactcortex.rule_logging import logging_to
 
 with logging_to(snakemake.log[0]):

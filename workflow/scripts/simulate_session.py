@@ -1,10 +1,6 @@
-"""Snakemake job: simulate one session of the virtual V4 lab."""
+"""Snakemake job of rule `simulate_session`: simulate one session of the virtual V4 lab."""
 
-import sys
-
-sys.path.insert(0, f"{snakemake.scriptdir}/..")  # the compactcortex package of this checkout
-
-from compactcortex.lab.session import simulate_session
+from compactcortex.jobs.lab import simulate_session
 from compactcortex.rule_logging import logging_to
 
 with logging_to(snakemake.log[0]):

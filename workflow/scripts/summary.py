@@ -1,15 +1,11 @@
-"""Snakemake job: write the run summary (results/<dataset>/summary.json)."""
+"""Snakemake job of rule `summary`: write the run summary (results/<dataset>/summary.json)."""
 
-import sys
-
-sys.path.insert(0, f"{snakemake.scriptdir}/..")  # the compactcortex package of this checkout
-
+from compactcortex.jobs.summary import summary
 from compactcortex.rule_logging import logging_to
-from compactcortex.summary import write_summary
 
 with logging_to(snakemake.log[0]):
-    write_summary(
-        snakemake.output.summary,
+    summary(
+        output=snakemake.output.summary,
         dataset=snakemake.params.dataset,
         roles=snakemake.params.roles,
         session_paths=snakemake.input.sessions,

@@ -1,15 +1,12 @@
-"""Snakemake job: the teacher (ensemble mean + mapping) labels a session's distillation pool, all neurons at once."""
+"""Snakemake job of rule `teacher_labels`: the teacher (ensemble mean + mapping) labels a session's distillation
+pool, all neurons at once."""
 
-import sys
-
-sys.path.insert(0, f"{snakemake.scriptdir}/..")  # the compactcortex package of this checkout
-
-from compactcortex.compact.teacher import teacher_labels_job
+from compactcortex.jobs.compact import teacher_labels
 from compactcortex.rule_logging import logging_to, use_threads
 
 with logging_to(snakemake.log[0]):
     use_threads(snakemake.threads)
-    teacher_labels_job(
+    teacher_labels(
         member_paths=snakemake.input.members,
         readouts=snakemake.input.readouts,
         pool=snakemake.input.pool,

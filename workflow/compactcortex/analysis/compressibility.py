@@ -1,4 +1,4 @@
-"""How compact models compute (METHODS.md section 6, Fig. 3): filters per layer, where the bottleneck (the
+"""How compact models compute (docs/method.md section 6, Fig. 3): filters per layer, where the bottleneck (the
 consolidation step) falls, and how similar the early filters of different neurons' models are.
 
 Early filters: every model's layer-0 kernels (3 x 5 x 5), each signed by its BatchNorm scale (a negative scale
@@ -17,18 +17,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import xarray as xr
 
-from compactcortex.atomic import atomic_path
-from compactcortex.compact.compress import initial_student
-from compactcortex.io.compact_models import load_compact_model
-from compactcortex.models.compact import N_LAYERS, CompactModel
-from compactcortex.provenance import provenance_attrs
-from compactcortex.seeding import rng_for
+from compactcortex.io.compact_models import FILTER_COLUMNS
+from compactcortex.io.tables import read_table
+from compactcortex.models.compact import CompactModel, initial_student
 
 log = logging.getLogger(__name__)
-
-FILTER_COLUMNS = [f"filters_layer{k}" for k in range(N_LAYERS)]
 
 
 def bottleneck_layer(filters: Sequence[int]) -> int:
@@ -41,7 +35,7 @@ def filters_table(model_tables: Sequence[str | Path]) -> pd.DataFrame:
     path of its card (the tables hold it relative to themselves)."""
     parts = []
     for path in model_tables:
-        table = pd.read_csv(path)
+        table = read_table(path)
         table.insert(0, "session", Path(path).parent.name)
         table["card"] = [str(Path(path).parent / card) for card in table["card"]]
         parts.append(table)
@@ -141,68 +135,3 @@ def cluster_early_filters(
         "coverage_random": random_coverage,
         "threshold": threshold,
     }
-
-
-def clusters_to_cover(coverage: np.ndarray, share: float = 0.8) -> int | None:
-    """The fewest shared clusters that cover ``share`` of the models (None: no number does)."""
-    reached = np.flatnonzero(coverage >= share)
-    return int(reached[0] + 1) if reached.size else None
-
-
-def compressibility_job(
-    *, model_tables: Sequence[str], table_output: str, filters_output: str, clusters: int, cover: float, seed: int
-) -> None:
-    """Filters per layer of every compact model, and the clustering of their early filters (trained, and what
-    training added), each against the chance level of random filters of the same count."""
-    table = filters_table(model_tables)
-    found: dict[str, list[np.ndarray]] = {"trained": [], "learned": []}
-    model_of = []
-    for i, card in enumerate(table["card"]):
-        model, card_values = load_compact_model(card)
-        for name, filters in early_filters(model, card_values).items():
-            found[name].append(filters)
-        model_of += [i] * model.filters[0]
-    model_of = np.array(model_of)
-    variables, notes = {}, []
-    for name, parts in found.items():
-        result = cluster_early_filters(
-            np.concatenate(parts), model_of, clusters, cover, rng_for(seed, "analysis", name)
-        )
-        side = int(round(np.sqrt(result["centres"].shape[1] / 3)))
-        variables |= {
-            f"{name}_centre": (("cluster", "channel", "y", "x"), result["centres"].reshape(-1, 3, side, side)),
-            f"{name}_coverage": (("n_clusters",), result["coverage"]),
-            f"{name}_coverage_random": (("n_clusters",), result["coverage_random"]),
-            f"{name}_cluster": (("filter",), result["labels"]),
-            f"{name}_similarity": (("filter",), result["similarity"]),
-            f"{name}_similarity_random": (("filter",), result["similarity_random"]),
-        }
-        similarity, random = np.median(result["similarity"]), np.median(result["similarity_random"])
-        notes.append(
-            f"{name}: median similarity {similarity:.2f} (random {random:.2f}); {clusters} clusters cover "
-            f"{100 * result['coverage'][-1]:.0f}% of models (random {100 * result['coverage_random'][-1]:.0f}%)"
-        )
-        variables[f"{name}_threshold"] = ((), result["threshold"])
-    dataset = xr.Dataset(
-        {**variables, "filter_model": (("filter",), model_of)},
-        coords={
-            "cluster": np.arange(min(clusters, len(model_of))),
-            "n_clusters": np.arange(1, min(clusters, len(model_of)) + 1),
-            "channel": ["R", "G", "B"],
-            "model": ("model", table["neuron"].to_numpy()),
-        },
-        attrs={
-            "cover": cover,
-            "description": "layer-0 filters of every compact model clustered by spherical k-means; a model is "
-            "covered by m clusters when at least `cover` of its filters are nearer one of them than 95% of random "
-            "filters get to theirs",
-            **provenance_attrs({"clusters": clusters, "cover": cover, "seed": seed}, model_tables),
-        },
-    )
-    with atomic_path(filters_output) as temporary:
-        dataset.to_netcdf(temporary, engine="netcdf4")
-    with atomic_path(table_output) as temporary:
-        table.drop(columns="card").to_csv(temporary, index=False)
-    log.info("%d models; bottleneck layers %s", len(table), table["bottleneck_layer"].value_counts().to_dict())
-    for note in notes:
-        log.info(note)

@@ -1,4 +1,5 @@
-"""Compression of a session's neurons: distil a student per neuron, prune it, rebuild and retrain it (METHODS.md 4).
+"""Compression of a session's neurons: distil a student per neuron, prune it, rebuild and retrain it
+(docs/method.md section 4).
 
 Every student of a session sees the same batches (a per-session seed), and each starts from its own seeded
 initialisation, so a neuron's compact model does not depend on which chunk it was trained in, nor on whether the
@@ -18,7 +19,9 @@ import torch
 
 from compactcortex.compact.distill import DistillSettings, distill, fidelity_r2
 from compactcortex.compact.prune import PruneSettings, prune
-from compactcortex.models.compact import N_LAYERS, CompactModel
+from compactcortex.config import settings_from
+from compactcortex.models.compact import N_LAYERS, CompactModel, initial_student
+from compactcortex.models.compact_bank import StudentBank
 from compactcortex.seeding import rng_for
 
 log = logging.getLogger(__name__)
@@ -40,25 +43,11 @@ class CompressSettings:
     def from_config(cls, compact: Mapping[str, Any], seed: int, session: str, device: str) -> CompressSettings:
         batch_seed = int(rng_for(seed, "compact", "batches", session).integers(2**31))
         batched = compact["batched"] == "always" or (compact["batched"] == "auto" and device.startswith("cuda"))
-        return cls(
-            filters=compact["filters"],
-            image_size=compact["image_size"],
-            distill=DistillSettings(
-                steps=compact["steps"],
-                batch_size=compact["batch_size"],
-                learning_rate=compact["learning_rate"],
-                smoothing_sigma=compact["smoothing_sigma"],
-                smoothing_every=compact["smoothing_every"],
-                cosine_decay=compact["cosine_decay"],
-                seed=batch_seed,
-                device=device,
-            ),
-            retrain_steps=compact["retrain_steps"],
-            prune=PruneSettings(
-                variance_fraction=compact["prune"]["variance_fraction"],
-                fidelity_fraction=compact["prune"]["fidelity_fraction"],
-                min_filters=compact["prune"]["min_filters"],
-            ),
+        return settings_from(
+            cls,
+            compact,
+            distill=settings_from(DistillSettings, compact, seed=batch_seed, device=device),
+            prune=settings_from(PruneSettings, compact["prune"]),
             probe_images=compact["prune"]["probe_images"],
             batched=batched,
         )
@@ -67,11 +56,6 @@ class CompressSettings:
 def initial_seed(seed: int, session: str, neuron: str) -> int:
     """The seed of a neuron's student initialisation."""
     return int(rng_for(seed, "compact", "init", session, neuron).integers(2**31))
-
-
-def initial_student(filters: int, image_size: int, means: Sequence[float], init_seed: int) -> CompactModel:
-    torch.manual_seed(init_seed)
-    return CompactModel([filters] * N_LAYERS, image_size=image_size, means=means)
 
 
 def train_students(
@@ -83,8 +67,6 @@ def train_students(
 ) -> list[CompactModel]:
     """Distil each student on its column of ``targets`` (image, student): one network for all, or one by one."""
     if batched and len(students) > 1:
-        from compactcortex.models.compact_bank import StudentBank
-
         bank = StudentBank.from_students(students)
         start = time.perf_counter()
         history = distill(bank, images, targets, settings)

@@ -1,4 +1,4 @@
-"""Distillation of a teacher into a compact student (METHODS.md section 4).
+"""Distillation of a teacher into a compact student (docs/method.md section 4).
 
 The teacher's (z-scored) labels on an image pool are the targets; the student is trained by MSE with Adam (lr 1e-4,
 batch 64 in the paper), its depthwise kernels lightly Gaussian-smoothed every few steps.
@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from compactcortex.models.compact import CompactModel, smooth_depthwise_kernels_
+from compactcortex.models.compact import CompactModel, predict, smooth_depthwise_kernels_
 
 
 @dataclass
@@ -142,20 +142,6 @@ def recalibrate_batchnorm_(model: CompactModel, x: torch.Tensor, batch_size: int
             m.momentum = momentum
         model.train(was_training)
     return model
-
-
-@torch.no_grad()
-def predict(model: CompactModel, images: np.ndarray | torch.Tensor, batch_size: int = 256) -> np.ndarray:
-    """The model's outputs (n, n_outputs) on uint8 images (or an already preprocessed tensor), eval mode, batched."""
-    was_training = model.training
-    model.eval()
-    try:
-        x = images if isinstance(images, torch.Tensor) and images.is_floating_point() else model.preprocess(images)
-        device = next(model.parameters()).device  # a preprocessed tensor may live elsewhere (e.g. on the CPU)
-        outputs = [model(x[i : i + batch_size].to(device)) for i in range(0, x.shape[0], batch_size)]
-    finally:
-        model.train(was_training)
-    return torch.cat(outputs).double().cpu().numpy()
 
 
 def squared_correlation(predictions: np.ndarray, targets: np.ndarray) -> np.ndarray:

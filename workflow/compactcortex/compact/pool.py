@@ -1,4 +1,4 @@
-"""The distillation pool of one test session (METHODS.md section 4): images the teacher labels for the students.
+"""The distillation pool of one test session (docs/method.md section 4): images the teacher labels for the students.
 
 The paper labels 12 million natural images; here the pool mixes, at sizes from the config, natural-image crops,
 procedural images (dead leaves, textures, gaudy variants, dots, shapes: ``stimuli``) and augmented copies of the
@@ -8,21 +8,13 @@ recorded with. The last ``heldout`` images are never trained on: the students' f
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
-from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from compactcortex.features import read_images
-from compactcortex.io.image_sets import write_image_set
-from compactcortex.provenance import provenance_attrs
-from compactcortex.seeding import rng_for
 from compactcortex.stimuli import make_image_set
-
-log = logging.getLogger(__name__)
 
 AUGMENTED = "session_augmented"
 MAX_SHIFT = 1 / 8  # of the image side
@@ -74,22 +66,3 @@ def pool_split(n_images: int, heldout: int) -> np.ndarray:
     split = np.full(n_images, "train", dtype="<U7")
     split[n_images - heldout :] = "heldout"
     return split
-
-
-def distillation_pool_job(*, dataset: str, output: str, pool: Mapping[str, Any], session: str, seed: int) -> None:
-    """Draw and write one test session's distillation pool (images at the session's image size)."""
-    session_images, _ = read_images(dataset)
-    images, image_types = distillation_pool(
-        rng_for(seed, "compact", "pool", session), dict(pool["images"]), session_images, pool["augmented"]
-    )
-    split = pool_split(len(images), pool["heldout"])
-    write_image_set(
-        output,
-        images,
-        [f"{session}_distill{index:07d}" for index in range(len(images))],
-        image_types,
-        provenance_attrs({"pool": dict(pool), "session": session, "seed": seed}, [dataset]),
-        extra_coords={"split": split},
-    )
-    kinds = dict(zip(*np.unique(image_types, return_counts=True), strict=True))
-    log.info("%s: %d pool images (%d held out): %s", session, len(images), pool["heldout"], kinds)

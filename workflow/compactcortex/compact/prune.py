@@ -1,4 +1,4 @@
-"""Layer-by-layer pruning of a compact model (METHODS.md section 4), from the last layer to the first.
+"""Layer-by-layer pruning of a compact model (docs/method.md section 4), from the last layer to the first.
 
 Filters of a layer are ranked by the variance (over probe images and positions) of their post-ReLU maps. Layers 0-3
 keep the fewest top filters that carry >= ``variance_fraction`` of the layer output's total variance; the last layer

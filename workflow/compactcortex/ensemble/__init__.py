@@ -1,1 +1,1 @@
-"""The deep ensemble: data-driven models of V4 trained across sessions (METHODS.md section 3)."""
+"""The deep ensemble: data-driven models of V4 trained across sessions (docs/method.md section 3)."""

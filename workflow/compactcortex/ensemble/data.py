@@ -9,6 +9,8 @@ import numpy as np
 import torch
 
 from compactcortex.errors import InputDataError
+from compactcortex.io.feature_cache import load_features
+from compactcortex.io.predictions import halves
 from compactcortex.io.session_dataset import open_session_dataset
 from compactcortex.ridge import RidgeModel, cross_validate_ridge
 
@@ -38,13 +40,6 @@ class SessionData:
         return np.nanmean(self.responses, axis=2)
 
 
-def halves(n_images: int) -> tuple[np.ndarray, np.ndarray]:
-    """The paper's split of a held-out session: the first half of its images (index order) fits the
-    mapping, the second half is held out for evaluation."""
-    split = n_images // 2
-    return np.arange(split), np.arange(split, n_images)
-
-
 def zscore(values: np.ndarray, reference: np.ndarray | None = None) -> np.ndarray:
     """Z-score (neuron, image) values per neuron, with the mean and sd of `reference` (default: values)."""
     reference = values if reference is None else reference
@@ -65,23 +60,6 @@ def ridge_on_first_half(
         {name: x[fit] for name, x in feature_sets.items()}, targets, alphas, folds, seed
     )
     return model.predict(feature_sets[report["chosen_set"]]).T, model, report
-
-
-def load_features(path: str | Path, layer: str, image_ids: np.ndarray | None = None) -> torch.Tensor:
-    """Read one layer of a session's cached features, checking they belong to the session's images."""
-    path = Path(path)
-    try:
-        cached = torch.load(path, map_location="cpu", weights_only=True, mmap=True)  # only the layer used is read
-    except FileNotFoundError as exc:
-        raise InputDataError(path, "feature cache not found") from exc
-    except Exception as exc:  # torch raises RuntimeError/EOFError/UnpicklingError for corrupt files
-        raise InputDataError(path, f"cannot be read as a feature cache (corrupt or truncated?): {exc}") from exc
-    if layer not in cached.get("layers", {}):
-        raise InputDataError(path, f"holds no features of layer '{layer}' (has: {', '.join(cached.get('layers', {}))})")
-    features = cached["layers"][layer]
-    if image_ids is not None and list(cached["image_ids"]) != [str(image) for image in image_ids]:
-        raise InputDataError(path, "features were computed for other images than the session's (stale cache?)")
-    return features
 
 
 def load_session(dataset_path: str | Path, features_path: str | Path, layer: str) -> SessionData:

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 
-from compactcortex.ensemble.data import SessionData, halves, ridge_on_first_half, zscore
-from compactcortex.ensemble.train import embed
+from compactcortex.config import settings_from
+from compactcortex.ensemble.data import SessionData, ridge_on_first_half, zscore
+from compactcortex.io.predictions import halves
 from compactcortex.metrics import pearson_r
-from compactcortex.models.ensemble import FactorisedReadout, Member
+from compactcortex.models.ensemble import FactorisedReadout, Member, embed
 from compactcortex.ridge import RidgeModel, kfold_indices
 from compactcortex.seeding import rng_for
 
@@ -25,6 +27,10 @@ class MappingSettings:
     ridge_alphas: tuple[float, ...]
     cv_folds: int
     seed: int
+
+    @classmethod
+    def from_config(cls, mapping: Mapping[str, Any], seed: int) -> MappingSettings:
+        return settings_from(cls, mapping, seed=seed)
 
 
 def fit_factorised_readout(

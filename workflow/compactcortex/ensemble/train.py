@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -16,9 +16,11 @@ from torch import nn
 from tqdm import tqdm
 
 from compactcortex import metrics
-from compactcortex.atomic import save_torch_atomic
-from compactcortex.ensemble.data import SessionData, halves, ridge_on_first_half, zscore
-from compactcortex.models.ensemble import CoreShape, Member, embedding_size
+from compactcortex.config import settings_from
+from compactcortex.ensemble.data import SessionData, ridge_on_first_half, zscore
+from compactcortex.io.members import read_training_checkpoint, write_training_checkpoint
+from compactcortex.io.predictions import halves
+from compactcortex.models.ensemble import CoreShape, Member, autocast_for, embed, embedding_size, to_device
 from compactcortex.seeding import rng_for
 
 log = logging.getLogger(__name__)
@@ -40,9 +42,8 @@ class TrainSettings:
     seed: int
 
     @classmethod
-    def from_config(cls, ensemble: dict[str, Any], seed: int) -> TrainSettings:
-        names = {field for field in cls.__dataclass_fields__ if field != "seed"}
-        return cls(**{name: ensemble[name] for name in names}, seed=seed)
+    def from_config(cls, ensemble: Mapping[str, Any], seed: int) -> TrainSettings:
+        return settings_from(cls, ensemble, seed=seed)
 
 
 def make_member(shape: CoreShape, sessions: Sequence[SessionData], member: int, seed: int) -> Member:
@@ -75,17 +76,6 @@ def _optimizer(member: Member, settings: TrainSettings) -> torch.optim.Optimizer
     return torch.optim.AdamW(member.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay)
 
 
-def embed(member: Member, features: torch.Tensor, device: str, batch_size: int = 256) -> torch.Tensor:
-    """The core's embedding of cached features, in eval mode, as float32 on the CPU."""
-    member.eval()
-    chunks = []
-    with torch.inference_mode(), autocast_for(device):
-        for start in range(0, features.shape[0], batch_size):
-            batch = to_device(features[start : start + batch_size], device)
-            chunks.append(member.core(batch).float().cpu())
-    return torch.cat(chunks)
-
-
 def validation_score(member: Member, validation: SessionData, device: str, seed: int) -> float:
     """Median held-out accuracy on the validation session: a ridge mapping from the embedding, fitted on
     the first half of its images; r2_ER on the second half (Pearson r where only repeat means exist)."""
@@ -100,18 +90,7 @@ def validation_score(member: Member, validation: SessionData, device: str, seed:
     return metrics.median_ignoring_nan(accuracy["r2_er" if single_trial else "r"])
 
 
-def to_device(features: torch.Tensor, device: str) -> torch.Tensor:
-    features = features.to(device, dtype=torch.float32, non_blocking=True)
-    return features.contiguous(memory_format=torch.channels_last) if device.startswith("cuda") else features
-
-
-def autocast_for(device: str) -> torch.autocast:
-    """bfloat16 mixed precision on CUDA; plain float32 on the CPU."""
-    device_type = "cuda" if device.startswith("cuda") else "cpu"
-    return torch.autocast(device_type, dtype=torch.bfloat16, enabled=device_type == "cuda")
-
-
-def train_member(
+def fit_member(
     member_index: int,
     train_sessions: Sequence[SessionData],
     validation: SessionData,
@@ -182,8 +161,8 @@ def _fresh_state() -> dict[str, Any]:
 
 
 def _save_checkpoint(path: Path, member, optimizer, scheduler, state: dict, identity: dict) -> None:  # noqa: ANN001
-    """Written atomically after every epoch: a kill leaves the previous epoch's checkpoint intact."""
-    save_torch_atomic(
+    write_training_checkpoint(
+        path,
         {
             "member": _cpu_state(member),
             "optimizer": optimizer.state_dict(),
@@ -191,15 +170,12 @@ def _save_checkpoint(path: Path, member, optimizer, scheduler, state: dict, iden
             "state": state,
             "identity": identity,
         },
-        path,
     )
 
 
 def _resume(path: Path, member, optimizer, scheduler, identity: dict) -> dict:  # noqa: ANN001
-    try:
-        saved = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:  # noqa: BLE001 - any unreadable checkpoint means: start again
-        log.warning("%s: unreadable checkpoint (%s); training from the start", path, exc)
+    saved = read_training_checkpoint(path)
+    if saved is None:
         return _fresh_state()
     if saved.get("identity") != identity:
         log.warning("%s: checkpoint was made with other settings or sessions; training from the start", path)

@@ -8,11 +8,11 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-import torch
 
 from compactcortex.evaluate import MODELS
-from compactcortex.figures.style import FULL_WIDTH, MODEL_COLOURS, MODEL_LABELS, panel_label, paper_style, save_figure
-from compactcortex.summary import ensemble_parameters
+from compactcortex.figures.style import FULL_WIDTH, MODEL_COLOURS, MODEL_LABELS, panel_label, paper_style
+from compactcortex.io.members import ensemble_parameters
+from compactcortex.io.tables import read_tables
 
 
 def accuracy_metric(table: pd.DataFrame) -> str:
@@ -30,7 +30,7 @@ def _strip(ax: plt.Axes, position: float, values: np.ndarray, colour: str, rng: 
 def accuracy_figure(
     evaluation_paths: Sequence[str | Path], member_paths: Sequence[str | Path], compact_tables: Sequence[str | Path]
 ) -> plt.Figure:
-    table = pd.concat([pd.read_csv(path) for path in evaluation_paths], ignore_index=True)
+    table = read_tables(evaluation_paths)
     if "r2_er_compact" in table:
         table = table[table["r2_er_compact"].notna() | table["r_compact"].notna()]  # the compressed neurons
     metric = accuracy_metric(table)
@@ -61,9 +61,8 @@ def accuracy_figure(
         panel_label(ax, "b")
 
         ax = axes[2]
-        members = [torch.load(path, map_location="cpu", weights_only=True) for path in member_paths]
-        compact = pd.concat([pd.read_csv(path) for path in compact_tables], ignore_index=True)
-        ensemble = ensemble_parameters(members)
+        compact = read_tables(compact_tables)
+        ensemble = ensemble_parameters(member_paths)
         ax.scatter([0], [ensemble], s=40, color=MODEL_COLOURS["ensemble"], marker="s")
         ax.annotate(f"{ensemble:,}", (0, ensemble), textcoords="offset points", xytext=(8, -3), fontsize=7)
         _strip(ax, 1, compact["n_parameters"].to_numpy().astype(float), MODEL_COLOURS["compact"], rng)
@@ -78,15 +77,8 @@ def accuracy_figure(
         ax.set_yscale("log")
         ax.set_ylim(compact["n_parameters"].min() / 3, ensemble * 3)
         ax.set_xlim(-0.6, 1.6)
-        ax.set_xticks([0, 1], [f"ensemble\n({len(members)} members\n+ backbone)", "compact\n(per neuron)"])
+        ax.set_xticks([0, 1], [f"ensemble\n({len(member_paths)} members\n+ backbone)", "compact\n(per neuron)"])
         ax.set_ylabel("parameters")
         ax.set_title("model size")
         panel_label(ax, "c")
     return figure
-
-
-def accuracy_figure_job(
-    *, evaluations: Sequence[str], members: Sequence[str], compact_tables: Sequence[str], png: str, pdf: str
-) -> None:
-    with paper_style():
-        save_figure(accuracy_figure(evaluations, members, compact_tables), png, pdf)

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
-import pandas as pd
-import xarray as xr
 
-from compactcortex.analysis.compressibility import FILTER_COLUMNS
-from compactcortex.figures.style import FULL_WIDTH, MODEL_COLOURS, panel_label, paper_style, save_figure
+from compactcortex.figures.style import FULL_WIDTH, MODEL_COLOURS, panel_label, paper_style
+from compactcortex.io.compact_models import FILTER_COLUMNS
+from compactcortex.io.early_filters import read_early_filters
+from compactcortex.io.tables import read_table
 
 SHOWN_CLUSTERS = 8
 
@@ -23,9 +23,9 @@ def _as_rgb(kernel: np.ndarray) -> np.ndarray:
 
 
 def compressibility_figure(filters_table: str | Path, early_filters: str | Path, initial_filters: int) -> plt.Figure:
-    table = pd.read_csv(filters_table)
+    table = read_table(filters_table)
     counts = table[FILTER_COLUMNS].to_numpy()
-    with xr.open_dataset(early_filters) as clusters:
+    with read_early_filters(early_filters) as clusters:
         clusters = clusters.load()
     with paper_style():
         figure = plt.figure(figsize=(FULL_WIDTH, 4.8), layout="constrained")
@@ -81,10 +81,3 @@ def compressibility_figure(filters_table: str | Path, early_filters: str | Path,
                 ax.set_ylabel("cluster\ncentres", fontsize=7)
                 panel_label(ax, "d")
     return figure
-
-
-def compressibility_figure_job(
-    *, filters_table: str, early_filters: str, initial_filters: int, png: str, pdf: str
-) -> None:
-    with paper_style():
-        save_figure(compressibility_figure(filters_table, early_filters, initial_filters), png, pdf)

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
-import pandas as pd
 
-from compactcortex.analysis.dots import TUNING_FACTORS
-from compactcortex.figures.style import FULL_WIDTH, MODEL_COLOURS, panel_label, paper_style, save_figure
-from compactcortex.synthesis.jobs import MAXIMIZING, read_stimuli
+from compactcortex.figures.style import FULL_WIDTH, MODEL_COLOURS, panel_label, paper_style
+from compactcortex.io.stimulus_sets import MAXIMIZING, read_stimuli
+from compactcortex.io.tables import read_table
+from compactcortex.stimuli import DOT_FACTORS
 
 FACTOR_LABELS = {
     "number": "dots",
@@ -29,10 +29,10 @@ def dots_figure(
     stimulus_sets: Sequence[str | Path],
     threshold: float,
 ) -> plt.Figure:
-    selectivity_table = pd.read_csv(selectivity).sort_values("dot_selectivity", ascending=False).reset_index(drop=True)
-    ablation_table = pd.read_csv(ablation)
+    selectivity_table = read_table(selectivity).sort_values("dot_selectivity", ascending=False).reset_index(drop=True)
+    ablation_table = read_table(ablation)
     neuron = ablation_table["neuron"].iloc[0]
-    tuning_table = pd.read_csv(tuning)
+    tuning_table = read_table(tuning)
     tuning_table = tuning_table[tuning_table["neuron"] == neuron]
     with paper_style():
         figure = plt.figure(figsize=(FULL_WIDTH, 5.0), layout="constrained")
@@ -72,7 +72,7 @@ def dots_figure(
         ax.set_title(f"silencing layer {rows['layer'].iloc[0]} channels", fontsize=8)
         panel_label(ax, "d")
 
-        for i, factor in enumerate(TUNING_FACTORS):
+        for i, factor in enumerate(DOT_FACTORS):
             ax = figure.add_subplot(spec[1, i])
             values = tuning_table[tuning_table["factor"] == factor].sort_values("value")
             ax.plot(values["value"], values["response_z"], marker="o", ms=3, color=MODEL_COLOURS["compact"])
@@ -82,10 +82,3 @@ def dots_figure(
                 ax.set_ylabel("predicted response\n(sd above natural mean)")
                 panel_label(ax, "c")
     return figure
-
-
-def dots_figure_job(
-    *, selectivity: str, tuning: str, ablation: str, stimulus_sets: Sequence[str], threshold: float, png: str, pdf: str
-) -> None:
-    with paper_style():
-        save_figure(dots_figure(selectivity, tuning, ablation, stimulus_sets, threshold), png, pdf)

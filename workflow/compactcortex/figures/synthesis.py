@@ -9,9 +9,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from compactcortex.figures.style import FULL_WIDTH, MODEL_COLOURS, panel_label, paper_style, save_figure
-from compactcortex.synthesis.closed_loop import SIGNIFICANCE, repeat_means
-from compactcortex.synthesis.jobs import CONTROL, MAXIMIZING, MINIMIZING, NATURAL_TOP, read_stimuli
+from compactcortex.figures.style import FULL_WIDTH, MODEL_COLOURS, panel_label, paper_style
+from compactcortex.io.session_dataset import repeat_means
+from compactcortex.io.stimulus_sets import CONTROL, MAXIMIZING, MINIMIZING, NATURAL_TOP, read_stimuli
+from compactcortex.io.tables import read_tables
+from compactcortex.metrics import SIGNIFICANCE
 
 GRID_NEURONS = 8
 ROWS = (
@@ -32,7 +34,7 @@ def synthesis_figure(
     parts = [read_stimuli(Path(folder) / "stimuli.nc") for folder in stimulus_sets]
     images = np.concatenate([p[0] for p in parts])
     table = pd.concat([p[1] for p in parts], ignore_index=True)
-    score = pd.concat([pd.read_csv(path) for path in scores], ignore_index=True) if scores else None
+    score = read_tables(scores) if scores else None
     neurons = sorted(set(table["neuron"]) - {""})
     if score is not None and len(score):
         neurons = score.sort_values("drive_ratio", ascending=False)["neuron"].tolist()
@@ -96,10 +98,3 @@ def synthesis_figure(
             ratio_ax.set_xticks([])
             panel_label(ratio_ax, "c")
     return figure
-
-
-def synthesis_figure_job(
-    *, stimulus_sets: Sequence[str], scores: Sequence[str], loops: Sequence[str], png: str, pdf: str
-) -> None:
-    with paper_style():
-        save_figure(synthesis_figure(stimulus_sets, scores, loops), png, pdf)

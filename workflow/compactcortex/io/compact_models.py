@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +17,12 @@ import torch
 
 from compactcortex.atomic import save_torch_atomic, write_text_atomic
 from compactcortex.errors import InputDataError
-from compactcortex.models.compact import CompactModel
+from compactcortex.models.compact import N_LAYERS, CompactModel
 from compactcortex.provenance import sha256_file
 
 CARD_FORMAT = "compactcortex.compact_model/1"
+TIMINGS = "timings.tsv"  # per neuron: seconds of distillation, pruning and retraining (beside the cards)
+FILTER_COLUMNS = [f"filters_layer{k}" for k in range(N_LAYERS)]  # a models table's filters per layer
 REQUIRED_KEYS = ("format", "session", "neuron", "architecture", "state_dict", "state_dict_sha256", "n_parameters")
 
 
@@ -93,3 +95,8 @@ def load_compact_model(card_path: str | Path, device: str = "cpu") -> tuple[Comp
     if model.n_parameters() != card["n_parameters"]:
         raise InputDataError(card_path, f"n_parameters {card['n_parameters']} but the model has {model.n_parameters()}")
     return model.to(device).eval(), card
+
+
+def card_paths(folders: Sequence[str | Path]) -> list[Path]:
+    """The model cards in ``folders`` (compression jobs' outputs), ordered by neuron."""
+    return sorted((path for folder in folders for path in Path(folder).glob("*.json")), key=lambda p: p.stem)

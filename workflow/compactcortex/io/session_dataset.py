@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import xarray as xr
 
 from compactcortex import metrics
@@ -327,4 +328,13 @@ def validate_session_dataset(dataset: xr.Dataset, path: str | Path) -> None:
     if dataset.attrs.get("schema_version") != SCHEMA_VERSION:
         raise InputDataError(
             path, f"schema version {dataset.attrs.get('schema_version')!r}, this code reads {SCHEMA_VERSION!r}"
+        )
+
+
+def repeat_means(path: str | Path) -> pd.DataFrame:
+    """image x neuron table of the repeat-averaged responses of a session dataset (e.g. a closed-loop session)."""
+    with open_session_dataset(path) as dataset:
+        values = dataset["responses"].mean("repeat", skipna=True).transpose("image", "neuron")
+        return pd.DataFrame(
+            values.values, index=values["image"].values.astype(str), columns=values["neuron"].values.astype(str)
         )

@@ -1,4 +1,4 @@
-"""The compact model (the student): five small convolutional stages and a spatial readout (METHODS.md section 4).
+"""The compact model (the student): five small convolutional stages and a spatial readout (docs/method.md section 4).
 
 Module names follow the published state dicts of Cowley et al. 2023 (``layers.layer0_conv``,
 ``layers.layerK_conv_depth``, ``layers.layerK_conv_point``, ``layers.layerK_bn``, ``layers.Beta``), so a published
@@ -206,3 +206,24 @@ def smooth_depthwise_kernels_(model: CompactModel, sigma: float) -> CompactModel
         blurred = F.conv2d(blurred, gk.view(1, 1, -1, 1), padding=(radius, 0))
         weight.copy_(blurred)
     return model
+
+
+@torch.no_grad()
+def predict(model: CompactModel, images: np.ndarray | torch.Tensor, batch_size: int = 256) -> np.ndarray:
+    """The model's outputs (n, n_outputs) on uint8 images (or an already preprocessed tensor), eval mode, batched."""
+    was_training = model.training
+    model.eval()
+    try:
+        x = images if isinstance(images, torch.Tensor) and images.is_floating_point() else model.preprocess(images)
+        device = next(model.parameters()).device  # a preprocessed tensor may live elsewhere (e.g. on the CPU)
+        outputs = [model(x[i : i + batch_size].to(device)) for i in range(0, x.shape[0], batch_size)]
+    finally:
+        model.train(was_training)
+    return torch.cat(outputs).double().cpu().numpy()
+
+
+def initial_student(filters: int, image_size: int, means: Sequence[float], init_seed: int) -> CompactModel:
+    """A neuron's student before pruning: ``filters`` in every layer, initialised from ``init_seed`` (the
+    compressibility analysis rebuilds it to see what training added)."""
+    torch.manual_seed(init_seed)
+    return CompactModel([filters] * N_LAYERS, image_size=image_size, means=means)

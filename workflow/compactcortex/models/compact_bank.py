@@ -1,4 +1,4 @@
-"""A bank of single-neuron compact students trained as one network (METHODS.md section 4).
+"""A bank of single-neuron compact students trained as one network (docs/method.md section 4).
 
 Each neuron gets its own compact model; trained one by one, a GPU runs hundreds of tiny kernels per step for each of
 them. ``StudentBank`` stacks N students of the same image size into one network whose every layer is a single

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -17,6 +18,11 @@ class CoreShape:
     width: int = 512
     bottleneck: int = 256
     residual_blocks: int = 4
+
+    @classmethod
+    def from_config(cls, ensemble: Mapping[str, Any], in_channels: int) -> CoreShape:
+        """The core of the config's ``ensemble`` section on features of ``in_channels`` channels."""
+        return cls(in_channels, ensemble["width"], ensemble["bottleneck"], ensemble["residual_blocks"])
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -101,3 +107,25 @@ def embedding_size(feature_hw: tuple[int, int]) -> tuple[int, int]:
 
 def count_parameters(module: nn.Module) -> int:
     return sum(parameter.numel() for parameter in module.parameters())
+
+
+def to_device(features: torch.Tensor, device: str) -> torch.Tensor:
+    features = features.to(device, dtype=torch.float32, non_blocking=True)
+    return features.contiguous(memory_format=torch.channels_last) if device.startswith("cuda") else features
+
+
+def autocast_for(device: str) -> torch.autocast:
+    """bfloat16 mixed precision on CUDA; plain float32 on the CPU."""
+    device_type = "cuda" if device.startswith("cuda") else "cpu"
+    return torch.autocast(device_type, dtype=torch.bfloat16, enabled=device_type == "cuda")
+
+
+def embed(member: Member, features: torch.Tensor, device: str, batch_size: int = 256) -> torch.Tensor:
+    """The core's embedding of cached features, in eval mode, as float32 on the CPU."""
+    member.eval()
+    chunks = []
+    with torch.inference_mode(), autocast_for(device):
+        for start in range(0, features.shape[0], batch_size):
+            batch = to_device(features[start : start + batch_size], device)
+            chunks.append(member.core(batch).float().cpu())
+    return torch.cat(chunks)

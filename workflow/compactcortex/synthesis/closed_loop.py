@@ -1,6 +1,6 @@
-"""Scoring the closed loop (METHODS.md section 5): do a neuron's synthesised images drive it as its model says?
+"""Scoring the closed loop (docs/method.md section 5): do a neuron's synthesised images drive it as its model says?
 
-The stimulus set (``synthesis.jobs``) was shown in a new session. Per neuron with a compact model:
+The stimulus set (``synthesis.stimulus_set``) was shown in a new session. Per neuron with a compact model:
 
 * maximizing images vs the control natural images: a one-sided permutation test of the difference of the mean
   repeat-averaged spike counts (the paper's test), and the drive ratio: the mean response to the maximizing images
@@ -11,31 +11,17 @@ The stimulus set (``synthesis.jobs``) was shown in a new session. Per neuron wit
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Mapping
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
-import xarray as xr
 
-from compactcortex.atomic import atomic_path
-from compactcortex.errors import InputDataError
-from compactcortex.io.session_dataset import open_session_dataset
-from compactcortex.seeding import rng_for
-from compactcortex.synthesis.jobs import (
+from compactcortex.io.stimulus_sets import (
     ADVERSARIAL_DOWN,
     ADVERSARIAL_UP,
     CONTROL,
     MAXIMIZING,
     MINIMIZING,
     NATURAL_TOP,
-    read_stimuli,
 )
-
-log = logging.getLogger(__name__)
-
-SIGNIFICANCE = 0.05
 
 
 def permutation_p_value(
@@ -122,61 +108,3 @@ def closed_loop_tables(
         share = adversarial.groupby("neuron")[column].mean()
         scores["frac_adversarial_correct"] = scores["neuron"].map(share).to_numpy()
     return scores, adversarial
-
-
-def _image_by_neuron(values: xr.DataArray) -> pd.DataFrame:
-    """A (neuron, image) array as an image x neuron table."""
-    values = values.transpose("image", "neuron")
-    return pd.DataFrame(
-        values.values, index=values["image"].values.astype(str), columns=values["neuron"].values.astype(str)
-    )
-
-
-def repeat_means(dataset_path: str | Path) -> pd.DataFrame:
-    """image x neuron table of repeat-averaged spike counts of a (closed-loop) session dataset."""
-    with open_session_dataset(dataset_path) as dataset:
-        return _image_by_neuron(dataset["responses"].mean("repeat", skipna=True))
-
-
-def true_rates_table(truth_path: str | Path) -> pd.DataFrame:
-    """image x neuron table of the simulated neurons' noiseless rates."""
-    with xr.open_dataset(truth_path) as truth:
-        return _image_by_neuron(truth["rate"])
-
-
-def score_closed_loop_job(
-    *,
-    stimuli: str,
-    dataset: str,
-    truth: str | None,
-    scores_output: str,
-    adversarial_output: str,
-    closed_loop: Mapping[str, int],
-    seed: int,
-    session: str,
-) -> None:
-    """Score the closed-loop session ``dataset`` (the stimulus set ``stimuli`` shown to the same neurons)."""
-    _, table = read_stimuli(stimuli)
-    recorded = repeat_means(dataset)
-    missing = sorted(set(table["image"]) - set(recorded.index))
-    if missing:
-        raise InputDataError(
-            Path(dataset), f"lacks {len(missing)} of the stimulus set's images (first: {', '.join(missing[:5])})"
-        )
-    true_rates = true_rates_table(truth) if truth else None
-    rng = rng_for(seed, "closed_loop", session)
-    scores, adversarial = closed_loop_tables(table, recorded, true_rates, rng, closed_loop["permutations"])
-    if scores.empty:
-        raise InputDataError(Path(dataset), f"records none of the neurons the stimuli of {stimuli} were made for")
-    with atomic_path(scores_output) as temporary:
-        scores.to_csv(temporary, index=False, float_format="%.6g")
-    with atomic_path(adversarial_output) as temporary:
-        adversarial.to_csv(temporary, index=False, float_format="%.6g")
-    log.info(
-        "%s: maximizing images beat natural ones (p < %.2f) for %d of %d neurons; median drive ratio %.2f",
-        session,
-        SIGNIFICANCE,
-        int((scores["p_maximizing_beats_natural"] < SIGNIFICANCE).sum()),
-        len(scores),
-        scores["drive_ratio"].median(),
-    )

@@ -1,4 +1,4 @@
-"""Images that drive a compact model most or least, and adversarial images (METHODS.md section 5).
+"""Images that drive a compact model most or least, and adversarial images (docs/method.md section 5).
 
 Every function works on a ``StudentBank`` of the neurons' compact models, each neuron on its own images (input
 (batch, N, 3, S, S)); a single model is a bank of one. Images are float pixels in 0..255 at the stimulus size (the

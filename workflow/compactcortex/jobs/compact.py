@@ -1,0 +1,223 @@
+"""Jobs of ``rules/compact.smk``: a test session's distillation pool and its teacher labels, the compression plan,
+the compact models (one job per chunk of neurons), their collection, the published models' predictions, and the
+comparison of every model across the test sessions."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from compactcortex.atomic import atomic_directory
+from compactcortex.compact.compress import CompressSettings
+from compactcortex.compact.compress import compress_neurons as compress
+from compactcortex.compact.pool import distillation_pool as draw_pool
+from compactcortex.compact.pool import pool_split
+from compactcortex.compact.published import load_published_model
+from compactcortex.config import config_sha256
+from compactcortex.errors import InputDataError
+from compactcortex.evaluate import comparison_table, held_out_responses
+from compactcortex.io.compact_models import TIMINGS, card_paths, load_compact_model, save_compact_model
+from compactcortex.io.compression_plan import plan_chunks, read_plan, write_plan
+from compactcortex.io.cowley2023 import model_paths, published_models
+from compactcortex.io.feature_cache import load_features
+from compactcortex.io.image_sets import read_image_coords, read_images, write_image_set
+from compactcortex.io.members import readout_neurons
+from compactcortex.io.predictions import PredictionIndex, write_predictions
+from compactcortex.io.tables import write_table
+from compactcortex.io.teacher_labels import read_teacher_labels, write_teacher_labels
+from compactcortex.models.compact import predict
+from compactcortex.models.teacher import member_predictions
+from compactcortex.provenance import code_version, provenance_attrs
+from compactcortex.seeding import rng_for
+
+log = logging.getLogger(__name__)
+
+
+def distillation_pool(*, dataset: str, output: str, pool: Mapping[str, Any], session: str, seed: int) -> None:
+    """Draw and write one test session's distillation pool (images at the session's image size)."""
+    session_images, _ = read_images(dataset)
+    images, image_types = draw_pool(
+        rng_for(seed, "compact", "pool", session), dict(pool["images"]), session_images, pool["augmented"]
+    )
+    split = pool_split(len(images), pool["heldout"])
+    write_image_set(
+        output,
+        images,
+        [f"{session}_distill{index:07d}" for index in range(len(images))],
+        image_types,
+        provenance_attrs({"pool": dict(pool), "session": session, "seed": seed}, [dataset]),
+        extra_coords={"split": split},
+    )
+    kinds = dict(zip(*np.unique(image_types, return_counts=True), strict=True))
+    log.info("%s: %d pool images (%d held out): %s", session, len(images), pool["heldout"], kinds)
+
+
+def teacher_labels(
+    *,
+    member_paths: Sequence[str],
+    readouts: str,
+    pool: str,
+    pool_features: str,
+    output: str,
+    layer: str,
+    device: str,
+) -> None:
+    """The teacher's labels of the pool (docs/method.md section 4): the ensemble mean through each neuron's fitted
+    mapping, all of the session's neurons in one batched pass over the pool's cached features, in the mapping's
+    units (responses z-scored on the first half). Every student of the session trains on them."""
+    _, image_ids = read_images(pool)
+    split = read_image_coords(pool, ["split"], kind="a distillation pool")["split"].astype(str)
+    features = load_features(pool_features, layer, image_ids)
+    labels = member_predictions(member_paths, [readouts], features, device).mean(axis=0)  # (neuron, image)
+    if not np.all(np.isfinite(labels)):
+        raise InputDataError(Path(readouts), "the teacher's labels of the pool are not all finite")
+    attrs = provenance_attrs({"layer": layer, "members": len(member_paths)}, [*member_paths, readouts, pool])
+    write_teacher_labels(output, labels, readout_neurons(readouts), image_ids, split, attrs)
+    log.info("teacher labels: %d neurons x %d pool images", labels.shape[0], labels.shape[1])
+
+
+def plan_compression(*, teacher: str, output: str, neurons_per_job: int) -> None:
+    """The checkpoint: which neurons each compression job of the session trains (from the teacher's neurons)."""
+    _, neuron_ids, _ = read_teacher_labels(teacher)
+    chunks = plan_chunks(neuron_ids, neurons_per_job)
+    write_plan(output, chunks, neurons_per_job)
+    log.info("%d neurons in %d compression jobs", len(neuron_ids), len(chunks))
+
+
+def compress_neurons(
+    *,
+    pool: str,
+    teacher: str,
+    dataset: str,
+    plan: str,
+    chunk: str,
+    output_dir: str,
+    compact: Mapping[str, Any],
+    session: str,
+    seed: int,
+) -> None:
+    """Compress the chunk's neurons (distil, prune, rebuild, retrain) and write a state dict and a model card per
+    neuron into ``output_dir``."""
+    neurons = read_plan(plan).get(chunk)
+    if not neurons:
+        raise InputDataError(Path(plan), f"names no neurons for {chunk}")
+    labels, teacher_neurons, split = read_teacher_labels(teacher)
+    index = {neuron: i for i, neuron in enumerate(teacher_neurons)}
+    missing = [n for n in neurons if n not in index]
+    if missing:
+        raise InputDataError(Path(teacher), f"has no labels for {missing} (stale plan?)")
+    pool_images, _ = read_images(pool)
+    if len(pool_images) != labels.shape[1]:
+        raise InputDataError(
+            Path(teacher), f"labels {labels.shape[1]} images but the pool {pool} has {len(pool_images)}"
+        )
+    settings = CompressSettings.from_config(compact, seed, session, compact["device"])
+    log.info(
+        "%s %s: %d neurons, %s students", session, chunk, len(neurons), "batched" if settings.batched else "one-by-one"
+    )
+    results = compress(
+        pool_images, labels[[index[n] for n in neurons]], split, neurons, settings, seed=seed, session=session
+    )
+    session_images, _ = read_images(dataset)
+    held = held_out_responses(dataset, np.asarray(neurons))
+    predictions = np.stack([predict(model, session_images)[:, 0] for model, _ in results])
+    accuracy = held.accuracy(predictions)
+    provenance = provenance_attrs(
+        {"compact": dict(compact), "seed": seed, "session": session}, [pool, teacher, dataset]
+    )
+    with atomic_directory(output_dir) as temporary:
+        for i, (model, report) in enumerate(results):
+            card = {
+                "session": session,
+                "neuron": report["neuron"],
+                "fidelity_r2": report["fidelity_r2"],
+                "r2_er": float(accuracy["r2_er"][i]),
+                "r": float(accuracy["r"][i]),
+                "accuracy_on": "held-out half of the session's images (second half, index order)",
+                "output_units": "the teacher's: the ensemble's prediction, responses z-scored on the first half",
+                "seed": seed,
+                "config_sha256": config_sha256({"compact": dict(compact), "seed": seed}),
+                "code_version": code_version(),
+                "source_sha256": json.loads(provenance["source_sha256"]),
+                # wall-clock times vary from run to run: kept out of the card (whose checksum later outputs record)
+                **{key: value for key, value in report.items() if key not in ("neuron", "seconds")},
+            }
+            save_compact_model(model, card, temporary, report["neuron"])
+        timings = pd.DataFrame([{"neuron": report["neuron"], **report["seconds"]} for _, report in results])
+        write_table(temporary / TIMINGS, timings, float_format="%.3f", sep="\t")
+
+
+def collect_compact_models(
+    *, chunk_dirs: Sequence[str], dataset: str, predictions_output: str, table_output: str, session: str
+) -> None:
+    """Every compact model of a session: their predictions for all the session's images and one table row each."""
+    images, image_ids = read_images(dataset)
+    rows, predictions = [], []
+    cards = card_paths(chunk_dirs)
+    for path in cards:
+        model, card = load_compact_model(path)
+        predictions.append(predict(model, images)[:, 0])
+        rows.append(
+            {
+                "neuron": card["neuron"],
+                "n_parameters": card["n_parameters"],
+                **{f"filters_layer{k}": f for k, f in enumerate(card["filters"])},
+                "fidelity_r2": card["fidelity_r2"],
+                "fidelity_r2_unpruned": card["fidelity_r2_unpruned"],
+                "r2_er": card["r2_er"],
+                "r": card["r"],
+                "card": os.path.relpath(path, Path(table_output).parent),  # relative to this table's folder
+            }
+        )
+    if not rows:
+        raise InputDataError(Path(chunk_dirs[0]) if chunk_dirs else Path(dataset), "no compact models were found")
+    table = pd.DataFrame(rows)
+    index = PredictionIndex(session, table["neuron"].to_numpy(), image_ids)
+    write_predictions(predictions_output, np.stack(predictions), index, {"session": session}, [dataset, *cards])
+    write_table(table_output, table)
+    log.info(
+        "%s: %d compact models, median %d parameters, median fidelity r2 %.3f",
+        session,
+        len(table),
+        table["n_parameters"].median(),
+        table["fidelity_r2"].median(),
+    )
+
+
+def published_compact_predictions(*, root: str, session: str, dataset: str, output: str) -> None:
+    """The published compact models' predictions for a session's images (neuron i is the session's ``_n<i:03d>``),
+    written like every other model's predictions, so the same evaluation code scores them."""
+    numbers = [neuron for name, neuron in published_models(root) if name == session]
+    if not numbers:
+        raise InputDataError(Path(root), f"holds no published compact models of session {session}")
+    images, image_ids = read_images(dataset)
+    # float32: the published float64 weights predict the fixture to ~1e-6 in float32, ten times faster on a CPU
+    predictions, x = [], None
+    for count, number in enumerate(numbers, start=1):
+        model = load_published_model(root, session, number, dtype=torch.float32)
+        x = model.preprocess(images) if x is None else x  # the published models share the input: preprocessed once
+        predictions.append(predict(model, x)[:, 0])
+        if count % 10 == 0 or count == len(numbers):
+            log.info("%s: %d of %d published models predicted", session, count, len(numbers))
+    neuron_ids = np.asarray([f"{session}_n{n:03d}" for n in numbers])
+    paths = [model_paths(root, session, n)[0] for n in numbers]
+    write_predictions(
+        output,
+        np.stack(predictions),
+        PredictionIndex(session, neuron_ids, image_ids),
+        {"root": root},
+        [dataset, *paths],
+    )
+
+
+def compact_comparison(*, evaluations: Sequence[str], output: str) -> None:
+    """One row per test session: each model's median accuracy on the held-out half."""
+    write_table(output, comparison_table(evaluations), float_format="%.4f")
