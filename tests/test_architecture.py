@@ -6,6 +6,8 @@ from __future__ import annotations
 import ast
 import inspect
 import re
+import subprocess
+import sys
 from importlib import import_module
 from pathlib import Path
 
@@ -167,3 +169,24 @@ def test_the_method_document_names_real_files_and_rules() -> None:
     rules = {rule for rule, _, _ in RULES}
     assert len(named) >= 25
     assert named <= rules, f"docs/method.md names rules that do not exist: {sorted(named - rules)}"
+
+
+def test_parsing_the_workflow_and_preprocessing_never_import_torch() -> None:
+    """Snakemake parses the Snakefile once per run and again in every cluster job, and a session is preprocessed
+    once per recording: neither pays for importing torch (about 1.5 s a process)."""
+    sources = [REPOSITORY / "Snakefile", *(REPOSITORY / "workflow" / "rules").glob("*.smk")]
+    imported = sorted(
+        {
+            module
+            for source in sources
+            for module in re.findall(r"^from (compactcortex[\w.]*) import", source.read_text(), re.M)
+        }
+    )
+    assert "compactcortex.config" in imported
+    modules = [*imported, "compactcortex.jobs.preprocess"]
+    code = f"import importlib, sys\nfor m in {modules!r}: importlib.import_module(m)\nprint('torch' in sys.modules)"
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=REPOSITORY / "workflow", timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False", f"importing {modules} imports torch"

@@ -12,7 +12,8 @@ import torch
 
 from compactcortex.compact.published import load_published_model, reference_predictions, reproduce_reference
 from compactcortex.errors import InputDataError
-from compactcortex.io.cowley2023 import model_paths, published_models, read_session_images
+from compactcortex.io.cowley2023 import model_paths, published_models
+from compactcortex.io.cowley2023_models import read_session_images
 from compactcortex.models.compact import CompactModel, count_parameters, smooth_depthwise_kernels_
 
 COWLEY_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "cowley2023"

@@ -1,4 +1,4 @@
-# Synthesised images of every compact model, the closed loop that checks them on the neurons, and its score.
+# Synthesised images of every compact model: one image set per compression job, then a session's stimulus set.
 
 
 rule synthesize_images:
@@ -45,81 +45,3 @@ rule collect_stimuli:
         ENV
     script:
         "../scripts/collect_stimuli.py"
-
-
-if SOURCE["kind"] == "virtual_lab":
-
-    rule simulate_closed_loop:
-        input:
-            stimulus_set=f"{DATA}/synthesis/{{session}}/stimulus_set",
-            neurons=f"{DATA}/ground_truth/{{session}}_neurons.npz",
-            truth=f"{DATA}/ground_truth/{{session}}.nc",
-        output:
-            nwb=f"{DATA}/closed_loop/{{session}}/recording.nwb",
-            truth=f"{DATA}/closed_loop/{{session}}/truth.nc",
-        params:
-            lab=lab_settings(),
-            repeats=config["closed_loop"]["repeats"],
-            seed=config["seed"],
-            template=config["preprocess"]["nwb_stimulus_template"],
-            image_column=config["preprocess"]["nwb_image_column"],
-        log:
-            logs("simulate_closed_loop/{session}.log"),
-        benchmark:
-            benchmarks("simulate_closed_loop/{session}.tsv")
-        threads: 1
-        resources:
-            mem_mb=4000,
-            runtime=30,
-        conda:
-            ENV
-        script:
-            "../scripts/simulate_closed_loop.py"
-
-
-rule preprocess_closed_loop:
-    input:
-        nwb=closed_loop_recording,
-    output:
-        dataset=f"{DATA}/closed_loop/{{session}}/session.nc",
-    params:
-        preprocess=section("preprocess"),
-        seed=config["seed"],
-        session=lambda wildcards: f"{wildcards.session}_closedloop",
-        area=session_area,  # the same neurons as the compressed session's
-    log:
-        logs("preprocess_closed_loop/{session}.log"),
-    benchmark:
-        benchmarks("preprocess_closed_loop/{session}.tsv")
-    threads: 1
-    resources:
-        mem_mb=4000,
-        runtime=30,
-    conda:
-        ENV
-    script:
-        "../scripts/preprocess_closed_loop.py"
-
-
-rule score_closed_loop:
-    input:
-        stimulus_set=f"{DATA}/synthesis/{{session}}/stimulus_set",
-        dataset=f"{DATA}/closed_loop/{{session}}/session.nc",
-        truth=closed_loop_truth,
-    output:
-        scores=f"{DATA}/closed_loop/{{session}}/scores.csv",
-        adversarial=f"{DATA}/closed_loop/{{session}}/adversarial.csv",
-    params:
-        closed_loop=section("closed_loop"),
-        seed=config["seed"],
-    log:
-        logs("score_closed_loop/{session}.log"),
-    benchmark:
-        benchmarks("score_closed_loop/{session}.tsv")
-    threads: 1
-    resources:
-        mem_mb=2000,
-    conda:
-        ENV
-    script:
-        "../scripts/score_closed_loop.py"

@@ -1,6 +1,6 @@
 """Snakemake job of rule `preprocess_closed_loop`: an NWB recording -> the session dataset."""
 
-from compactcortex.jobs.synthesis import preprocess_closed_loop
+from compactcortex.jobs.closed_loop import preprocess_closed_loop
 from compactcortex.rule_logging import logging_to
 
 with logging_to(snakemake.log[0]):

@@ -1,6 +1,6 @@
 """Snakemake job of rule `score_closed_loop`: score the closed-loop session against the stimulus set's intentions."""
 
-from compactcortex.jobs.synthesis import score_closed_loop
+from compactcortex.jobs.closed_loop import score_closed_loop
 from compactcortex.rule_logging import logging_to
 
 with logging_to(snakemake.log[0]):

@@ -1,7 +1,7 @@
 """Snakemake job of rule `simulate_closed_loop`: the closed loop's recording: the stimulus set shown to the same
 simulated neurons."""
 
-from compactcortex.jobs.synthesis import simulate_closed_loop
+from compactcortex.jobs.closed_loop import simulate_closed_loop
 from compactcortex.rule_logging import logging_to
 
 with logging_to(snakemake.log[0]):

@@ -12,8 +12,8 @@ import numpy as np
 import torch
 
 from compactcortex.errors import InputDataError
-from compactcortex.io.cowley2023 import (
-    model_paths,
+from compactcortex.io.cowley2023 import model_paths
+from compactcortex.io.cowley2023_models import (
     read_filter_counts,
     read_reference_fixture,
     read_session_images,
