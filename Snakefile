@@ -24,6 +24,8 @@ config.update(validate_config(config, source="the configuration (config.yaml and
 # A relative data path is relative to the repository (this file), wherever Snakemake runs (--directory, make verify).
 if config["source"].get("path") and not Path(config["source"]["path"]).is_absolute():
     config["source"]["path"] = str((Path(workflow.basedir) / config["source"]["path"]).resolve())
+for folder in config["compact"]["pool"]["folders"]:  # a pool's image folders, likewise
+    folder["path"] = str((Path(workflow.basedir) / folder["path"]).resolve())
 
 
 include: "workflow/rules/common.smk"

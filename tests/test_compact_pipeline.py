@@ -25,7 +25,6 @@ from compactcortex.compact.distill import DistillSettings
 from compactcortex.compact.pool import (
     AUGMENTED,
     augment_images,
-    distillation_pool,
     pool_split,
 )
 from compactcortex.config import validate_config
@@ -110,27 +109,6 @@ def test_augmentation_rejects_bad_images(images: np.ndarray) -> None:
         augment_images(np.random.default_rng(0), images, 3)
 
 
-def test_distillation_pool_holds_exactly_the_requested_images() -> None:
-    session_images = smooth_images(5, seed=6)
-    counts = {"natural": 3, "dots": 2, "shapes": 4}
-    images, image_types = distillation_pool(np.random.default_rng(0), counts, session_images, augmented=5)
-    assert images.dtype == np.uint8 and images.shape == (14, 32, 32, 3)
-    assert image_types.shape == (14,) and image_types.dtype.kind == "U"
-    kinds = dict(zip(*np.unique(image_types, return_counts=True), strict=True))
-    assert kinds == {"natural": 3, "dots": 2, "shapes": 4, AUGMENTED: 5}
-    again, again_types = distillation_pool(np.random.default_rng(0), counts, session_images, augmented=5)
-    np.testing.assert_array_equal(images, again)
-    np.testing.assert_array_equal(image_types, again_types)
-    # the augmented ones are copies of session images (each close to one of them, or to its mirror image)
-    source = session_images.reshape(5, -1).astype(np.float64)
-    mirrored = session_images[:, :, ::-1].reshape(5, -1).astype(np.float64)
-    for copy in images[image_types == AUGMENTED].reshape(5, -1).astype(np.float64):
-        best = max(_pearson(copy, s) for s in [*source, *mirrored])
-        assert best > 0.85  # observed > 0.94
-    _, no_copies = distillation_pool(np.random.default_rng(0), counts, session_images, augmented=0)
-    assert AUGMENTED not in no_copies and no_copies.size == 9
-
-
 def test_pool_split_holds_out_the_last_images() -> None:
     split = pool_split(10, 3)
     assert split.tolist() == ["train"] * 7 + ["heldout"] * 3
@@ -166,7 +144,7 @@ def _session_dataset(
 def test_pool_job_writes_a_seeded_pool_with_its_split(tmp_path: Path) -> None:
     rate = np.random.default_rng(0).uniform(1, 5, (2, 6))
     dataset = _session_dataset(tmp_path, rate, 2, "single_trial", image_size=32)
-    pool = {"images": {"natural": 2, "dots": 3}, "augmented": 4, "heldout": 3}
+    pool = {"images": {"natural": 2, "dots": 3}, "augmented": 4, "other_sessions": 0, "folders": [], "heldout": 3}
     outputs = [tmp_path / "pool_a.nc", tmp_path / "pool_b.nc", tmp_path / "pool_c.nc"]
     distillation_pool_job(dataset=str(dataset), output=str(outputs[0]), pool=pool, session="s9", seed=0)
     distillation_pool_job(dataset=str(dataset), output=str(outputs[1]), pool=pool, session="s9", seed=0)

@@ -7,6 +7,7 @@ from compactcortex.resources import (
     MIN_RUNTIME,
     compression_resources,
     feature_resources,
+    for_attempt,
     member_resources,
     synthesis_resources,
 )
@@ -49,3 +50,8 @@ def test_synthesis_member_and_feature_resources_scale() -> None:
         feature_resources(CONFIG["features"], 1_000_000)["runtime"]
         > feature_resources(CONFIG["features"], 1000)["runtime"]
     )
+
+
+def test_a_retried_job_asks_for_more() -> None:
+    assert [for_attempt(3000, attempt) for attempt in (1, 2, 3)] == [3000, 6000, 12000]
+    assert for_attempt(10, 0) == 10  # never less than the first request

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from pathlib import Path
 
@@ -65,14 +66,17 @@ def test_default_dag_plans_every_session(tmp_path: Path) -> None:
     assert counts == {**expected, "total": sum(expected.values())}, result.stdout
 
 
-def test_every_job_has_a_runtime_in_every_profile(tmp_path: Path) -> None:
-    """Rules that give no runtime take it from the profiles' default-resources; a --profile's default-resources
-    replace the workflow profile's, so every profile of the repository must give it."""
+def test_every_job_has_a_runtime_that_grows_on_retry(tmp_path: Path) -> None:
+    """Rules that give no runtime take it from the profiles' default-resources (a --profile's default-resources
+    replace the workflow profile's, so every profile of the repository gives it); every request doubles on a retry."""
     profiles = [REPOSITORY / "profiles" / "default", REPOSITORY / "profiles" / "slurm"]
     profiles += [path for path in (REPOSITORY / "tests" / "profiles").iterdir() if path.is_dir()]
     for profile in profiles:
-        settings = yaml.safe_load((profile / "config.yaml").read_text())
-        assert settings["default-resources"]["runtime"] == 10, profile
+        runtime = str(yaml.safe_load((profile / "config.yaml").read_text())["default-resources"]["runtime"])
+        assert [eval(runtime, {"attempt": attempt}) for attempt in (1, 2)] == [10, 20], profile  # noqa: S307
+    for rule_file in (REPOSITORY / "workflow" / "rules").glob("*.smk"):  # every explicit request grows too
+        requests = re.findall(r"^\s+(?:mem_mb|runtime)=(.*)$", rule_file.read_text(), re.M)
+        assert all(request.startswith("grow(") for request in requests), (rule_file.name, requests)
     result = snakemake(
         tmp_path,
         "--dry-run",

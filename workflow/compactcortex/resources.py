@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 SAFETY = 3.0
+GROWTH = 2  # each retry of a job (profiles/slurm retries once) asks for this much more memory and time
 GPU_SPEEDUP = 50.0
 MIN_RUNTIME = 10  # minutes
 # seconds per (image x pixel x filter^2) of a compact student's training step (forward and backward): 33 s for
@@ -34,8 +35,17 @@ def _runtime(seconds: float, device: str) -> int:
     return max(MIN_RUNTIME, math.ceil(SAFETY * seconds / 60))
 
 
+def for_attempt(value: int, attempt: int) -> int:
+    """A job's request on its ``attempt``-th try (1 = the first): a job killed for memory or time is resubmitted
+    asking for more, not for the same again."""
+    return int(value * GROWTH ** (max(1, attempt) - 1))
+
+
 def pool_size(compact: Mapping[str, Any]) -> int:
-    return int(sum(compact["pool"]["images"].values()) + compact["pool"]["augmented"])
+    """Images in a test session's distillation pool: every source's count."""
+    pool = compact["pool"]
+    folders = sum(folder["count"] for folder in pool.get("folders", []))
+    return int(sum(pool["images"].values()) + pool["augmented"] + pool.get("other_sessions", 0) + folders)
 
 
 def compression_resources(compact: Mapping[str, Any], stimulus_size: int) -> dict[str, int]:

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 
 MIN_SIZE = 32
 GREY = 128
@@ -480,7 +481,7 @@ def _dots_only(rng: np.random.Generator, n: int, size: int) -> np.ndarray:
     return dot_images(rng, n, size)[0]
 
 
-_MAKERS = {
+MAKERS = {  # image type -> its generator (rng, n, size) -> uint8 (n, size, size, 3)
     "natural": natural_crops,
     "dead_leaves": dead_leaves,
     "texture": textures,
@@ -505,7 +506,7 @@ def make_image_set(rng: np.random.Generator, counts: Mapping[str, int], size: in
     for name in IMAGE_TYPES:
         count = _check_count(counts.get(name, 0), f"count of {name!r}")
         if count:
-            parts.append(_MAKERS[name](rng, count, size))
+            parts.append(MAKERS[name](rng, count, size))
             labels.append(np.full(count, name))
     if not parts:
         return np.empty((0, size, size, 3), dtype=np.uint8), np.empty(0, dtype="<U11")
@@ -513,3 +514,10 @@ def make_image_set(rng: np.random.Generator, counts: Mapping[str, int], size: in
     images = np.concatenate(parts)[order]
     image_type = np.concatenate(labels).astype("<U11")[order]
     return images, image_type
+
+
+def resize_square(image: np.ndarray, size: int) -> np.ndarray:
+    """A square uint8 (s, s, 3) image at ``size`` px (bilinear, as PIL does it); unchanged when already that size."""
+    if image.shape[:2] == (size, size):
+        return image
+    return np.asarray(Image.fromarray(image).resize((size, size), Image.Resampling.BILINEAR), dtype=np.uint8)

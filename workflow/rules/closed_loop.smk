@@ -24,8 +24,8 @@ if SOURCE["kind"] == "virtual_lab":
             benchmarks("simulate_closed_loop/{session}.tsv")
         threads: 1
         resources:
-            mem_mb=4000,
-            runtime=30,
+            mem_mb=grow(4000),
+            runtime=grow(30),
         conda:
             ENV
         script:
@@ -48,8 +48,8 @@ rule preprocess_closed_loop:
         benchmarks("preprocess_closed_loop/{session}.tsv")
     threads: 1
     resources:
-        mem_mb=4000,
-        runtime=30,
+        mem_mb=grow(4000),
+        runtime=grow(30),
     conda:
         ENV
     script:
@@ -73,7 +73,7 @@ rule score_closed_loop:
         benchmarks("score_closed_loop/{session}.tsv")
     threads: 1
     resources:
-        mem_mb=2000,
+        mem_mb=grow(2000),
     conda:
         ENV
     script:

@@ -8,6 +8,7 @@ from compactcortex.io.cowley2023 import cowley_paths, published_models
 from compactcortex.resources import (
     compression_resources,
     feature_resources,
+    for_attempt,
     member_resources,
     pool_size,
     synthesis_resources,
@@ -34,6 +35,15 @@ wildcard_constraints:
     member=r"\d+",
 
 
+def grow(value):
+    """A resource (a number, or a function of the wildcards) asked for more on every retry of the job."""
+
+    def resource(wildcards, attempt):
+        return for_attempt(value(wildcards) if callable(value) else value, attempt)
+
+    return resource
+
+
 def logs(path):
     """A job's log, under results/<dataset>/logs/ (wildcards in braces, as in any path of a rule)."""
     return f"{DATA}/logs/{path}"
@@ -51,6 +61,13 @@ def session_dataset(session="{session}"):
 
 def session_datasets(sessions=SESSIONS):
     return [session_dataset(session) for session in sessions]
+
+
+def other_session_datasets(wildcards):
+    """The datasets of every other session, where the session's distillation pool draws from them."""
+    if not config["compact"]["pool"]["other_sessions"]:
+        return []
+    return session_datasets([session for session in SESSIONS if session != wildcards.session])
 
 
 def recording_nwb(wildcards):

@@ -5,6 +5,7 @@
 rule distillation_pool:
     input:
         dataset=session_dataset(),
+        other_datasets=other_session_datasets,
     output:
         pool=f"{DATA}/compact/{{session}}/pool.nc",
     params:
@@ -16,8 +17,8 @@ rule distillation_pool:
         benchmarks("distillation_pool/{session}.tsv")
     threads: 1
     resources:
-        mem_mb=4000,
-        runtime=30,
+        mem_mb=grow(4000),
+        runtime=grow(30),
     conda:
         ENV
     script:
@@ -41,8 +42,8 @@ rule teacher_labels:
         benchmarks("teacher_labels/{session}.tsv")
     threads: config["ensemble"]["threads"]
     resources:
-        mem_mb=6000,
-        runtime=30,
+        mem_mb=grow(6000),
+        runtime=grow(30),
         gpu=gpus(config["ensemble"]["device"]),
     conda:
         ENV
@@ -64,8 +65,8 @@ checkpoint plan_compression:
     threads: 1
     priority: 10  # a few seconds that let the scheduler see the session's compression jobs at once
     resources:
-        mem_mb=1000,
-        runtime=5,
+        mem_mb=grow(1000),
+        runtime=grow(5),
     conda:
         ENV
     script:
@@ -90,8 +91,8 @@ rule compress_neurons:
     threads: config["compact"]["threads"]
     priority: 5  # the longest jobs first: the short ones that follow fill the cores at the end
     resources:
-        mem_mb=COMPRESSION_RESOURCES["mem_mb"],
-        runtime=COMPRESSION_RESOURCES["runtime"],
+        mem_mb=grow(COMPRESSION_RESOURCES["mem_mb"]),
+        runtime=grow(COMPRESSION_RESOURCES["runtime"]),
         gpu=gpus(config["compact"]["device"]),
     conda:
         ENV
@@ -112,7 +113,7 @@ rule collect_compact_models:
         benchmarks("collect_compact_models/{session}.tsv")
     threads: 1
     resources:
-        mem_mb=2000,
+        mem_mb=grow(2000),
     conda:
         ENV
     script:
@@ -132,8 +133,8 @@ rule published_compact_predictions:
         benchmarks("published_compact_predictions/{session}.tsv")
     threads: config["compact"]["threads"]
     resources:
-        mem_mb=4000,
-        runtime=30,
+        mem_mb=grow(4000),
+        runtime=grow(30),
     conda:
         ENV
     script:
@@ -151,8 +152,8 @@ rule compact_comparison:
         benchmarks("compact_comparison.tsv")
     threads: 1
     resources:
-        mem_mb=1000,
-        runtime=5,
+        mem_mb=grow(1000),
+        runtime=grow(5),
     conda:
         ENV
     script:

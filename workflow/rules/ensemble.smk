@@ -15,8 +15,8 @@ rule extract_features:
         benchmarks("extract_features/{image_set}.tsv")
     threads: config["features"]["threads"]
     resources:
-        mem_mb=lambda wildcards: feature_job_resources(wildcards)["mem_mb"],
-        runtime=lambda wildcards: feature_job_resources(wildcards)["runtime"],
+        mem_mb=grow(lambda wildcards: feature_job_resources(wildcards)["mem_mb"]),
+        runtime=grow(lambda wildcards: feature_job_resources(wildcards)["runtime"]),
         gpu=gpus(config["features"]["device"]),
     conda:
         ENV
@@ -43,8 +43,8 @@ rule train_member:
         benchmarks("train_member/member{member}.tsv")
     threads: config["ensemble"]["threads"]
     resources:
-        mem_mb=MEMBER_RESOURCES["mem_mb"],
-        runtime=MEMBER_RESOURCES["runtime"],
+        mem_mb=grow(MEMBER_RESOURCES["mem_mb"]),
+        runtime=grow(MEMBER_RESOURCES["runtime"]),
         gpu=gpus(config["ensemble"]["device"]),
     conda:
         ENV
@@ -71,8 +71,8 @@ rule map_session:
         benchmarks("map_session/{session}.tsv")
     threads: config["ensemble"]["threads"]
     resources:
-        mem_mb=6000,
-        runtime=60,
+        mem_mb=grow(6000),
+        runtime=grow(60),
         gpu=gpus(config["ensemble"]["device"]),
     conda:
         ENV
@@ -96,8 +96,8 @@ rule task_driven_session:
         benchmarks("task_driven_session/{session}.tsv")
     threads: config["task_driven"]["threads"]
     resources:
-        mem_mb=6000,
-        runtime=60,
+        mem_mb=grow(6000),
+        runtime=grow(60),
     conda:
         ENV
     script:
@@ -117,7 +117,7 @@ rule candidate_pool:
         benchmarks("candidate_pool.tsv")
     threads: 1
     resources:
-        mem_mb=2000,
+        mem_mb=grow(2000),
     conda:
         ENV
     script:
@@ -142,8 +142,8 @@ rule select_active_learning_images:
         benchmarks("select_active_learning_images.tsv")
     threads: config["ensemble"]["threads"]
     resources:
-        mem_mb=4000,
-        runtime=30,
+        mem_mb=grow(4000),
+        runtime=grow(30),
         gpu=gpus(config["ensemble"]["device"]),
     conda:
         ENV

@@ -14,7 +14,7 @@ rule evaluate_session:
         benchmarks("evaluate_session/{session}.tsv")
     threads: 1
     resources:
-        mem_mb=2000,
+        mem_mb=grow(2000),
     conda:
         ENV
     script:

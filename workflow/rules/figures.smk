@@ -16,7 +16,7 @@ rule analyze_compressibility:
         benchmarks("analyze_compressibility.tsv")
     threads: 1
     resources:
-        mem_mb=2000,
+        mem_mb=grow(2000),
     conda:
         ENV
     script:
@@ -40,7 +40,7 @@ rule analyze_dots:
         benchmarks("analyze_dots.tsv")
     threads: 1
     resources:
-        mem_mb=2000,
+        mem_mb=grow(2000),
     conda:
         ENV
     script:
@@ -66,7 +66,7 @@ rule figure_accuracy:
         benchmarks("figure_accuracy.tsv")
     threads: 1
     resources:
-        mem_mb=2000,
+        mem_mb=grow(2000),
     conda:
         ENV
     script:
@@ -92,7 +92,7 @@ rule figure_synthesis:
         benchmarks("figure_synthesis.tsv")
     threads: 1
     resources:
-        mem_mb=2000,
+        mem_mb=grow(2000),
     conda:
         ENV
     script:
@@ -119,7 +119,7 @@ rule figure_compressibility:
         benchmarks("figure_compressibility.tsv")
     threads: 1
     resources:
-        mem_mb=2000,
+        mem_mb=grow(2000),
     conda:
         ENV
     script:
@@ -148,7 +148,7 @@ rule figure_dots:
         benchmarks("figure_dots.tsv")
     threads: 1
     resources:
-        mem_mb=2000,
+        mem_mb=grow(2000),
     conda:
         ENV
     script:

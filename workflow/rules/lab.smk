@@ -18,8 +18,8 @@ rule simulate_session:
         benchmarks("simulate_session/{session}.tsv")
     threads: 1
     resources:
-        mem_mb=4000,
-        runtime=30,
+        mem_mb=grow(4000),
+        runtime=grow(30),
     conda:
         ENV
     script:

@@ -17,8 +17,8 @@ if SOURCE["kind"] in ("virtual_lab", "nwb"):
             benchmarks("preprocess_session/{session}.tsv")
         threads: 1
         resources:
-            mem_mb=4000,
-            runtime=30,
+            mem_mb=grow(4000),
+            runtime=grow(30),
         conda:
             ENV
         script:
@@ -43,8 +43,8 @@ else:
             benchmarks("ingest_cowley_session/{session}.tsv")
         threads: 1
         resources:
-            mem_mb=4000,
-            runtime=30,
+            mem_mb=grow(4000),
+            runtime=grow(30),
         conda:
             ENV
         script:

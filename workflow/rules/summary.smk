@@ -30,7 +30,7 @@ rule summary:
         benchmarks("summary.tsv")
     threads: 1
     resources:
-        mem_mb=2000,
+        mem_mb=grow(2000),
     conda:
         ENV
     script:
@@ -54,7 +54,7 @@ rule manifest:
         benchmarks("manifest.tsv")
     threads: 1
     resources:
-        mem_mb=1000,
+        mem_mb=grow(1000),
     conda:
         ENV
     script:

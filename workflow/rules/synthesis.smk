@@ -16,8 +16,8 @@ rule synthesize_images:
         benchmarks("synthesize_images/{session}_{chunk}.tsv")
     threads: config["synthesis"]["threads"]
     resources:
-        mem_mb=SYNTHESIS_RESOURCES["mem_mb"],
-        runtime=SYNTHESIS_RESOURCES["runtime"],
+        mem_mb=grow(SYNTHESIS_RESOURCES["mem_mb"]),
+        runtime=grow(SYNTHESIS_RESOURCES["runtime"]),
         gpu=gpus(config["synthesis"]["device"]),
     conda:
         ENV
@@ -40,7 +40,7 @@ rule collect_stimuli:
         benchmarks("collect_stimuli/{session}.tsv")
     threads: 1
     resources:
-        mem_mb=4000,
+        mem_mb=grow(4000),
     conda:
         ENV
     script:

@@ -14,12 +14,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
+from tqdm import tqdm
 
 from compactcortex.atomic import atomic_directory
 from compactcortex.compact.compress import CompressSettings
 from compactcortex.compact.compress import compress_neurons as compress
-from compactcortex.compact.pool import distillation_pool as draw_pool
-from compactcortex.compact.pool import pool_split
+from compactcortex.compact.pool import pool_recipe
 from compactcortex.compact.published import load_published_model
 from compactcortex.config import config_sha256
 from compactcortex.errors import InputDataError
@@ -28,6 +28,7 @@ from compactcortex.io.compact_models import TIMINGS, card_paths, load_compact_mo
 from compactcortex.io.compression_plan import plan_chunks, read_plan, write_plan
 from compactcortex.io.cowley2023 import model_paths, published_models
 from compactcortex.io.feature_cache import load_features
+from compactcortex.io.image_folders import listing_sha256
 from compactcortex.io.image_sets import read_image_coords, read_images, write_image_set
 from compactcortex.io.members import readout_neurons
 from compactcortex.io.predictions import PredictionIndex, write_predictions
@@ -36,28 +37,49 @@ from compactcortex.io.teacher_labels import read_teacher_labels, write_teacher_l
 from compactcortex.models.compact import predict
 from compactcortex.models.teacher import member_predictions
 from compactcortex.provenance import code_version, provenance_attrs
-from compactcortex.seeding import rng_for
 
 log = logging.getLogger(__name__)
 
 
-def distillation_pool(*, dataset: str, output: str, pool: Mapping[str, Any], session: str, seed: int) -> None:
-    """Draw and write one test session's distillation pool (images at the session's image size)."""
-    session_images, _ = read_images(dataset)
-    images, image_types = draw_pool(
-        rng_for(seed, "compact", "pool", session), dict(pool["images"]), session_images, pool["augmented"]
-    )
-    split = pool_split(len(images), pool["heldout"])
+def distillation_pool(
+    *,
+    dataset: str,
+    other_datasets: Sequence[str] = (),
+    output: str,
+    pool: Mapping[str, Any],
+    session: str,
+    seed: int,
+    batch_size: int = 1024,
+) -> None:
+    """Draw one test session's distillation pool from its recipe (images at the session's image size) and write it,
+    regenerated batch by batch."""
+    recipe = pool_recipe(dataset, other_datasets, pool, session, seed)
+    n = len(recipe)
+    images = np.empty((n, recipe.image_size, recipe.image_size, 3), dtype=np.uint8)
+    for start in tqdm(range(0, n, batch_size), desc="pool", unit="batch", mininterval=10):
+        images[start : start + batch_size] = recipe.images(np.arange(start, min(n, start + batch_size)))
+    image_types = recipe.image_types(np.arange(n))
+    folders = [
+        {
+            "path": str(folder.path),
+            "files": len(folder.files),
+            "listing_sha256": listing_sha256(folder.path, list(folder.files)),
+        }
+        for folder in recipe.folders
+    ]
     write_image_set(
         output,
         images,
-        [f"{session}_distill{index:07d}" for index in range(len(images))],
+        [f"{session}_distill{index:07d}" for index in range(n)],
         image_types,
-        provenance_attrs({"pool": dict(pool), "session": session, "seed": seed}, [dataset]),
-        extra_coords={"split": split},
+        {
+            **provenance_attrs({"pool": dict(pool), "session": session, "seed": seed}, [dataset, *other_datasets]),
+            "folders": json.dumps(folders),
+        },
+        extra_coords={"split": recipe.split()},
     )
     kinds = dict(zip(*np.unique(image_types, return_counts=True), strict=True))
-    log.info("%s: %d pool images (%d held out): %s", session, len(images), pool["heldout"], kinds)
+    log.info("%s: %d pool images (%d held out): %s", session, n, pool["heldout"], kinds)
 
 
 def teacher_labels(
