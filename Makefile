@@ -8,7 +8,7 @@ CONFIG ?= config.yaml
 CORES ?= 2
 SNAKEMAKE := $(BIN)/snakemake --workflow-profile profiles/default --cores $(CORES) --configfile $(CONFIG)
 
-.PHONY: install run dry-run test test-slurm bench lint verify clean
+.PHONY: install run dry-run plan test test-slurm bench lint verify clean
 
 # pip byte-compiles what it installs one file at a time; compileall does it on every core (a third of the install's
 # time on 2 cores). Byte-compiling is only a cache, so a file that does not compile (a template) changes nothing.
@@ -37,6 +37,10 @@ verify: install
 
 dry-run: install
 	$(SNAKEMAKE) --dry-run
+
+# What CONFIG asks of a cluster before anything runs: jobs, GPU-hours, memory and disk per rule, against the limits.
+plan: install
+	$(BIN)/python -m compactcortex.plan $(CONFIG)
 
 test: install
 	$(BIN)/python -m pytest -m "not slurm"

@@ -27,11 +27,21 @@ SYNTHESIS_SECONDS = 4.0e-9
 # at width 128 on an 16 x 16 map: about 1 s)
 MEMBER_SECONDS = 1.5e-7
 FEATURE_IMAGES_PER_SECOND = 200.0  # EfficientNet-lite0 at 128 px on the CPU
+# A student's training step costs about 1 GFLOP per image at the paper's width (100 filters, 112 px;
+# ../shared/PERFORMANCE_NOTES.md), in proportion to pixels x filters^2. On a GPU a job's students train as one
+# network (a bank), which keeps the GPU busy: ASSUMED 5e13 FLOP/s sustained (about 5% of an H100/H200's bf16 peak,
+# for small depthwise convolutions). Not yet measured on a GPU: the issue's GPU check replaces this assumption.
+STUDENT_FLOPS_PER_IMAGE = 1e9
+GPU_STUDENT_FLOPS = 5e13
 
 
-def _runtime(seconds: float, device: str) -> int:
+def _runtime(cpu_seconds: float, device: str, gpu_seconds: float | None = None) -> int:
+    """Minutes to ask for: the work's seconds (measured CPU rates, GPU_SPEEDUP times faster on a GPU unless the GPU's
+    own estimate is given) x SAFETY, at least MIN_RUNTIME."""
     if device == "cuda":
-        seconds /= GPU_SPEEDUP
+        seconds = gpu_seconds if gpu_seconds is not None else cpu_seconds / GPU_SPEEDUP
+    else:
+        seconds = cpu_seconds
     return max(MIN_RUNTIME, math.ceil(SAFETY * seconds / 60))
 
 
@@ -52,10 +62,13 @@ def compression_resources(compact: Mapping[str, Any], stimulus_size: int) -> dic
     """One compress_neurons job: neurons_per_job students, each trained steps + retrain_steps steps."""
     per_image = compact["image_size"] ** 2 * compact["filters"] ** 2
     steps = compact["steps"] + compact["retrain_steps"]
-    seconds = compact["neurons_per_job"] * steps * compact["batch_size"] * per_image * STUDENT_SECONDS
+    images = compact["neurons_per_job"] * steps * compact["batch_size"]
+    seconds = images * per_image * STUDENT_SECONDS
+    flops = STUDENT_FLOPS_PER_IMAGE * (compact["image_size"] / 112) ** 2 * (compact["filters"] / 100) ** 2
+    gpu_seconds = images * flops / GPU_STUDENT_FLOPS
     # the pool (uint8 at the stimulus size) and its preprocessed float32 copy at the students' size
     pool_mb = pool_size(compact) * 3 * (stimulus_size**2 + 4 * compact["image_size"] ** 2) / 1e6
-    return {"mem_mb": int(2000 + 2 * pool_mb), "runtime": _runtime(seconds, compact["device"])}
+    return {"mem_mb": int(2000 + 2 * pool_mb), "runtime": _runtime(seconds, compact["device"], gpu_seconds)}
 
 
 def synthesis_resources(synthesis: Mapping[str, Any], compact: Mapping[str, Any], stimulus_size: int) -> dict[str, int]:
@@ -84,3 +97,11 @@ def feature_resources(features: Mapping[str, Any], n_images: int) -> dict[str, i
         "mem_mb": int(4000 + n_images * features["input_size"] ** 2 * 3 * 4 / 1e6),
         "runtime": _runtime(seconds, features["device"]),
     }
+
+
+def stimulus_size(config: Mapping[str, Any]) -> int:
+    """The image size of the sessions' stimuli (the distillation pool's): the virtual lab's, or the recorded 112 px
+    that ``active_learning.image_size`` names for real data."""
+    if config["source"]["kind"] == "virtual_lab":
+        return int(config["virtual_lab"]["image_size"])
+    return int(config["active_learning"]["image_size"])

@@ -11,6 +11,7 @@ from compactcortex.resources import (
     for_attempt,
     member_resources,
     pool_size,
+    stimulus_size,
     synthesis_resources,
 )
 
@@ -181,9 +182,7 @@ def truth_of(session):
 
 
 def pool_image_size():
-    if SOURCE["kind"] == "virtual_lab":
-        return config["virtual_lab"]["image_size"]
-    return config["active_learning"]["image_size"]
+    return stimulus_size(config)
 
 
 def synthesis_chunk_files(wildcards):

@@ -122,3 +122,15 @@ def published_models(root: str | Path) -> list[tuple[str, int]]:
         return []
     matches = (MODEL_NAME.match(path.name) for path in folder.iterdir())
     return sorted((m.group(1), int(m.group(2))) for m in matches if m)
+
+
+def response_shape(root: str | Path, session: str) -> tuple[int, int]:
+    """(neurons, images) of a published session, read from its file's header (the array is not loaded)."""
+    path = cowley_paths(root, session)["averaged"]
+    try:
+        array = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError, EOFError) as exc:
+        raise InputDataError(path, f"cannot be read as a .npy array (corrupt or truncated?): {exc}") from exc
+    if array.ndim != 2:
+        raise InputDataError(path, f"expected a 2-d response array, got shape {array.shape}")
+    return int(array.shape[0]), int(array.shape[1])
