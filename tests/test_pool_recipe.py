@@ -191,3 +191,29 @@ def _dataset(tmp_path: Path, session: str, images: np.ndarray) -> Path:
     path = tmp_path / f"{session}.nc"
     write_session_dataset(dataset, path)
     return path
+
+
+def test_teacher_labels_are_written_in_order_and_whole_or_not_at_all(tmp_path: Path) -> None:
+    from compactcortex.io.teacher_labels import TeacherLabelWriter, read_teacher_labels
+
+    path = tmp_path / "teacher.nc"
+    split = np.array(["train"] * 4 + ["heldout"] * 2)
+    labels = np.arange(12, dtype=np.float64).reshape(2, 6) / 7
+    with TeacherLabelWriter(path, ["n0", "n1"], [f"i{k}" for k in range(6)], split, {"a": "b"}) as writer:
+        writer.write(0, labels[:, :4])
+        with pytest.raises(ValueError, match="in order"):
+            writer.write(5, labels[:, 5:])
+        writer.write(4, labels[:, 4:])
+    read, neurons, read_split = read_teacher_labels(path)
+    np.testing.assert_array_equal(read, labels.astype(np.float32))
+    assert neurons.tolist() == ["n0", "n1"] and read_split.tolist() == split.tolist()
+    unfinished = tmp_path / "unfinished.nc"
+    ids = [f"i{k}" for k in range(6)]
+    with (
+        pytest.raises(ValueError, match="4 of 6 images"),
+        TeacherLabelWriter(unfinished, ["n0", "n1"], ids, split, {}) as writer,
+    ):
+        writer.write(0, labels[:, :4])
+    with pytest.raises(RuntimeError), TeacherLabelWriter(unfinished, ["n0", "n1"], ids, split, {}):
+        raise RuntimeError("killed")
+    assert not unfinished.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["teacher.nc"]

@@ -36,8 +36,8 @@ def test_adding_a_test_session_plans_only_its_jobs(tiny_local_run: Path) -> None
     jobs = dry_run(tiny_local_run, config)
     assert {rule: jobs.get(rule) for rule in PER_SESSION} == {"simulate_session": 1, "preprocess_session": 1}
     assert "train_member" not in jobs and "candidate_pool" not in jobs, jobs
-    # the new session's own chain, once each (features: its images and its distillation pool)
-    assert jobs["extract_features"] == 2 and jobs["map_session"] == 1 and jobs["teacher_labels"] == 1, jobs
+    # the new session's own chain, once each (features: its images; the teacher streams its distillation pool)
+    assert jobs["extract_features"] == 1 and jobs["map_session"] == 1 and jobs["teacher_labels"] == 1, jobs
     assert jobs["simulate_closed_loop"] == 1 and jobs["score_closed_loop"] == 1, jobs
 
 

@@ -37,7 +37,7 @@ def test_default_dag_plans_every_session(tmp_path: Path) -> None:
     expected = {
         "simulate_session": sessions,
         "preprocess_session": sessions,
-        "extract_features": sessions + 1 + tests,  # every session, the candidate pool, a distillation pool per test
+        "extract_features": sessions + 1,  # every session and the candidate pool (the teacher streams its pool)
         "train_member": members,
         "map_session": tests,
         "task_driven_session": tests,
@@ -132,6 +132,34 @@ def test_unknown_config_key_stops_before_anything_runs(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+def test_streamed_teacher_labels_equal_the_pool_labelled_in_one_piece(tiny_local_run: Path) -> None:
+    """The teacher job regenerates the pool batch by batch from its recipe, with backbone features computed on the
+    fly; labelling the whole pool at once, from the images written out, gives the same labels, bit for bit."""
+    import torch
+
+    from compactcortex.backbones import load_backbone
+    from compactcortex.config import load_config
+    from compactcortex.io.image_sets import read_images
+    from compactcortex.io.teacher_labels import read_teacher_labels
+    from compactcortex.models.teacher import member_predictions
+
+    data = tiny_local_run / "results" / "tiny"
+    config = load_config(TINY_CONFIG)
+    features = config["features"]
+    images, _ = read_images(data / "compact" / "t05" / "pool.nc")
+    backbone = load_backbone(features["backbone"], features.get("weights_path"))
+    extracted = backbone.extract(
+        images, [features["layer"]], input_size=features["input_size"], batch_size=features["batch_size"], device="cpu"
+    )[features["layer"]]
+    members = sorted(str(path) for path in (data / "ensemble" / "members").glob("member*.pt"))
+    readouts = [str(data / "ensemble" / "readouts" / "t05.pt")]
+    in_one_piece = member_predictions(members, readouts, torch.from_numpy(extracted).to(torch.float16), "cpu")
+    streamed, _, split = read_teacher_labels(data / "compact" / "t05" / "teacher.nc")
+    assert len(images) > 256  # more than one streamed batch
+    np.testing.assert_array_equal(streamed, in_one_piece.mean(axis=0).astype(np.float32).astype(np.float64))
+    assert split.tolist().count("heldout") == config["compact"]["pool"]["heldout"]
+
+
 def test_tiny_pipeline_end_to_end(tiny_local_run: Path) -> None:
     tmp_path = tiny_local_run
     data = tmp_path / "results" / "tiny"
@@ -179,7 +207,7 @@ def test_tiny_pipeline_end_to_end(tiny_local_run: Path) -> None:
     models = {"collect_compact_models": 1, "compact_comparison": 1, "analyze_compressibility": 1,
               "figure_accuracy": 1, "figure_compressibility": 1, **synthesis}  # fmt: skip
     compression = {"teacher_labels": 1, "plan_compression": 1, **models}
-    downstream = {"extract_features": 6, "train_member": 2, "map_session": 1, "task_driven_session": 1,
+    downstream = {"extract_features": 5, "train_member": 2, "map_session": 1, "task_driven_session": 1,
                   "evaluate_session": 1, "select_active_learning_images": 1, "distillation_pool": 1,
                   **compression, "summary": 1, "manifest": 1, "all": 1}  # fmt: skip
     assert planned_jobs(tmp_path, preprocess={"window_ms": 80}) == {"preprocess_session": 5, **downstream}

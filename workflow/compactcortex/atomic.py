@@ -21,13 +21,13 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     temporary_path = Path(temporary)
     try:
         yield temporary_path
-        os.chmod(temporary_path, 0o666 & ~_current_umask())
+        os.chmod(temporary_path, 0o666 & ~current_umask())
         os.replace(temporary_path, final)
     finally:
         temporary_path.unlink(missing_ok=True)
 
 
-def _current_umask() -> int:
+def current_umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
@@ -56,7 +56,7 @@ def atomic_directory(path: str | Path) -> Iterator[Path]:
     temporary = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".partial", dir=final.parent))
     try:
         yield temporary
-        os.chmod(temporary, 0o777 & ~_current_umask())
+        os.chmod(temporary, 0o777 & ~current_umask())
         if final.exists():
             shutil.rmtree(final)
         os.replace(temporary, final)

@@ -27,6 +27,7 @@ from compactcortex.resources import (
     pool_size,
     stimulus_size,
     synthesis_resources,
+    teacher_resources,
 )
 
 MAX_JOB_HOURS = 24
@@ -108,22 +109,14 @@ def plan_rows(config: Mapping[str, Any]) -> list[Row]:
             *job(feature_resources(features, max(images for _, images in sizes.values()))),
             session_images * per_feature_image / gb,
         ),
-        Row(
-            "extract_features (distillation pools)",
-            len(compressed),
-            features["device"] == "cuda",
-            *job(feature_resources(features, pool)),
-            len(compressed) * pool * per_feature_image / gb,
-        ),
         Row("train_member", config["ensemble"]["members"], config["ensemble"]["device"] == "cuda", *job(member), 0.1),
         Row("map_session", len(tests), config["ensemble"]["device"] == "cuda", 1.0, 6.0, 0.01),
         Row("distillation_pool", len(compressed), False, 0.5, 4.0, len(compressed) * pool * size**2 * 3 / gb),
         Row(
-            "teacher_labels",
+            "teacher_labels (streamed)",
             len(compressed),
             config["ensemble"]["device"] == "cuda",
-            0.5,
-            6.0,
+            *job(teacher_resources(features, compact)),
             sum(sizes[s][0] for s in compressed) * pool * 4 / gb,
         ),
         Row("compress_neurons", chunks, compact["device"] == "cuda", *job(compression), 0.01),

@@ -105,3 +105,10 @@ def stimulus_size(config: Mapping[str, Any]) -> int:
     if config["source"]["kind"] == "virtual_lab":
         return int(config["virtual_lab"]["image_size"])
     return int(config["active_learning"]["image_size"])
+
+
+def teacher_resources(features: Mapping[str, Any], compact: Mapping[str, Any]) -> dict[str, int]:
+    """One teacher_labels job: the backbone over every pool image (streamed, so memory does not grow with the pool),
+    then the members and the mapping, about as much again."""
+    extraction = feature_resources(features, pool_size(compact))
+    return {"mem_mb": 6000, "runtime": 2 * extraction["runtime"]}

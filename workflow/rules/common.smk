@@ -10,9 +10,9 @@ from compactcortex.resources import (
     feature_resources,
     for_attempt,
     member_resources,
-    pool_size,
     stimulus_size,
     synthesis_resources,
+    teacher_resources,
 )
 
 DATA = f"results/{config['dataset']}"
@@ -25,13 +25,12 @@ TEST_SESSIONS = [session for session in SESSIONS if ROLES[session] == "test"]
 MEMBERS = list(range(config["ensemble"]["members"]))
 CANDIDATE_POOL = "candidate_pool"
 COMPACT_SESSIONS = config["compact"]["sessions"] or TEST_SESSIONS  # the test sessions whose neurons are compressed
-DISTILLATION_POOLS = {f"distill_{session}": session for session in COMPACT_SESSIONS}  # image set -> its session
 ENV = "../../envs/compactcortex.yaml"
 
 
 wildcard_constraints:
     session="|".join(re.escape(session) for session in SESSIONS),
-    image_set="|".join(re.escape(name) for name in [*SESSIONS, CANDIDATE_POOL, *DISTILLATION_POOLS]),
+    image_set="|".join(re.escape(name) for name in [*SESSIONS, CANDIDATE_POOL]),
     chunk=r"chunk\d+",
     member=r"\d+",
 
@@ -114,8 +113,6 @@ def images_of(wildcards):
     """The file holding an image set's images: a session dataset or the active-learning candidate pool."""
     if wildcards.image_set == CANDIDATE_POOL:
         return f"{DATA}/active_learning/{CANDIDATE_POOL}.nc"
-    if wildcards.image_set in DISTILLATION_POOLS:
-        return f"{DATA}/compact/{DISTILLATION_POOLS[wildcards.image_set]}/pool.nc"
     return session_dataset(wildcards.image_set)
 
 
@@ -222,6 +219,7 @@ def images_per_session(session):
 
 UNKNOWN_SESSION_IMAGES = 5000
 COMPRESSION_RESOURCES = compression_resources(config["compact"], pool_image_size())
+TEACHER_RESOURCES = teacher_resources(config["features"], config["compact"])
 SYNTHESIS_RESOURCES = synthesis_resources(config["synthesis"], config["compact"], pool_image_size())
 MEMBER_RESOURCES = member_resources(
     config["ensemble"],
@@ -232,9 +230,7 @@ MEMBER_RESOURCES = member_resources(
 
 def feature_job_resources(wildcards):
     """Backbone features of one image set: its image count from the config."""
-    if wildcards.image_set in DISTILLATION_POOLS:
-        n_images = pool_size(config["compact"])
-    elif wildcards.image_set == CANDIDATE_POOL:
+    if wildcards.image_set == CANDIDATE_POOL:
         n_images = sum(config["active_learning"]["pool"]["images"].values())
     else:
         n_images = images_per_session(wildcards.image_set)

@@ -29,12 +29,14 @@ rule teacher_labels:
     input:
         members=member_files(),
         readouts=f"{DATA}/ensemble/readouts/{{session}}.pt",
-        pool=f"{DATA}/compact/{{session}}/pool.nc",
-        pool_features=f"{DATA}/features/distill_{{session}}.pt",
+        dataset=session_dataset(),
+        other_datasets=other_session_datasets,
     output:
         teacher=f"{DATA}/compact/{{session}}/teacher.nc",
     params:
-        layer=config["features"]["layer"],
+        pool=section("compact", "pool"),
+        features=section("features"),
+        seed=config["seed"],
         device=config["ensemble"]["device"],
     log:
         logs("teacher_labels/{session}.log"),
@@ -42,8 +44,8 @@ rule teacher_labels:
         benchmarks("teacher_labels/{session}.tsv")
     threads: config["ensemble"]["threads"]
     resources:
-        mem_mb=grow(6000),
-        runtime=grow(30),
+        mem_mb=grow(TEACHER_RESOURCES["mem_mb"]),
+        runtime=grow(TEACHER_RESOURCES["runtime"]),
         gpu=gpus(config["ensemble"]["device"]),
     conda:
         ENV

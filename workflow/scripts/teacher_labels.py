@@ -9,9 +9,12 @@ with logging_to(snakemake.log[0]):
     teacher_labels(
         member_paths=snakemake.input.members,
         readouts=snakemake.input.readouts,
-        pool=snakemake.input.pool,
-        pool_features=snakemake.input.pool_features,
+        dataset=snakemake.input.dataset,
+        other_datasets=list(snakemake.input.other_datasets),
         output=snakemake.output.teacher,
-        layer=snakemake.params.layer,
+        pool=snakemake.params.pool,
+        features=snakemake.params.features,
+        session=snakemake.wildcards.session,
+        seed=snakemake.params.seed,
         device=snakemake.params.device,
     )

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -17,6 +18,7 @@ import torch
 from tqdm import tqdm
 
 from compactcortex.atomic import atomic_directory
+from compactcortex.backbones import load_backbone
 from compactcortex.compact.compress import CompressSettings
 from compactcortex.compact.compress import compress_neurons as compress
 from compactcortex.compact.pool import pool_recipe
@@ -27,15 +29,15 @@ from compactcortex.evaluate import comparison_table, held_out_responses
 from compactcortex.io.compact_models import TIMINGS, card_paths, load_compact_model, save_compact_model
 from compactcortex.io.compression_plan import plan_chunks, read_plan, write_plan
 from compactcortex.io.cowley2023 import model_paths, published_models
-from compactcortex.io.feature_cache import load_features
 from compactcortex.io.image_folders import listing_sha256
-from compactcortex.io.image_sets import read_image_coords, read_images, write_image_set
+from compactcortex.io.image_sets import read_images, write_image_set
 from compactcortex.io.members import readout_neurons
 from compactcortex.io.predictions import PredictionIndex, write_predictions
 from compactcortex.io.tables import write_table
-from compactcortex.io.teacher_labels import read_teacher_labels, write_teacher_labels
+from compactcortex.io.teacher_labels import TeacherLabelWriter, read_teacher_labels
 from compactcortex.models.compact import predict
-from compactcortex.models.teacher import member_predictions
+from compactcortex.models.ensemble import EMBED_BATCH
+from compactcortex.models.teacher import Teacher
 from compactcortex.provenance import code_version, provenance_attrs
 
 log = logging.getLogger(__name__)
@@ -86,24 +88,53 @@ def teacher_labels(
     *,
     member_paths: Sequence[str],
     readouts: str,
-    pool: str,
-    pool_features: str,
+    dataset: str,
+    other_datasets: Sequence[str] = (),
     output: str,
-    layer: str,
+    pool: Mapping[str, Any],
+    features: Mapping[str, Any],
+    session: str,
+    seed: int,
     device: str,
 ) -> None:
     """The teacher's labels of the pool (docs/method.md section 4): the ensemble mean through each neuron's fitted
-    mapping, all of the session's neurons in one batched pass over the pool's cached features, in the mapping's
-    units (responses z-scored on the first half). Every student of the session trains on them."""
-    _, image_ids = read_images(pool)
-    split = read_image_coords(pool, ["split"], kind="a distillation pool")["split"].astype(str)
-    features = load_features(pool_features, layer, image_ids)
-    labels = member_predictions(member_paths, [readouts], features, device).mean(axis=0)  # (neuron, image)
-    if not np.all(np.isfinite(labels)):
-        raise InputDataError(Path(readouts), "the teacher's labels of the pool are not all finite")
-    attrs = provenance_attrs({"layer": layer, "members": len(member_paths)}, [*member_paths, readouts, pool])
-    write_teacher_labels(output, labels, readout_neurons(readouts), image_ids, split, attrs)
-    log.info("teacher labels: %d neurons x %d pool images", labels.shape[0], labels.shape[1])
+    mapping, for all of the session's neurons, in the mapping's units (responses z-scored on the first half). The
+    pool is streamed: each batch of images is regenerated from the recipe, its backbone features computed on the fly
+    and labelled, so neither the pool's images nor its features are stored and memory does not grow with the
+    pool. Every student of the session trains on these labels."""
+    recipe = pool_recipe(dataset, other_datasets, pool, session, seed)
+    n = len(recipe)
+    teacher = Teacher(member_paths, [readouts], device)
+    backbone = load_backbone(features["backbone"], features.get("weights_path"))
+    layer = features["layer"]
+    # whole backbone and embedding batches: a streamed batch gives the labels of the same images labelled at once
+    batch = math.lcm(features["batch_size"], EMBED_BATCH)
+    inputs = [*member_paths, readouts, dataset, *other_datasets]
+    attrs = provenance_attrs(
+        {
+            "pool": dict(pool),
+            "features": dict(features),
+            "members": len(member_paths),
+            "session": session,
+            "seed": seed,
+        },
+        inputs,
+    )
+    image_ids = [f"{session}_distill{index:07d}" for index in range(n)]
+    with TeacherLabelWriter(output, readout_neurons(readouts), image_ids, recipe.split(), attrs) as writer:
+        for start in tqdm(range(0, n, batch), desc="teacher labels", unit="batch", mininterval=10):
+            images = recipe.images(np.arange(start, min(n, start + batch)))
+            extracted = backbone.extract(
+                images, [layer], input_size=features["input_size"], batch_size=features["batch_size"], device=device
+            )[layer]
+            features_16 = torch.from_numpy(extracted).to(torch.float16)  # float16, as the feature cache holds them
+            labels = teacher(features_16).mean(axis=0)
+            if not np.all(np.isfinite(labels)):
+                raise InputDataError(
+                    Path(readouts), f"the teacher's labels of pool images {start}.. are not all finite"
+                )
+            writer.write(start, labels)
+    log.info("teacher labels: %d neurons x %d pool images", len(readout_neurons(readouts)), n)
 
 
 def plan_compression(*, teacher: str, output: str, neurons_per_job: int) -> None:

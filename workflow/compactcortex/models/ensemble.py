@@ -120,7 +120,10 @@ def autocast_for(device: str) -> torch.autocast:
     return torch.autocast(device_type, dtype=torch.bfloat16, enabled=device_type == "cuda")
 
 
-def embed(member: Member, features: torch.Tensor, device: str, batch_size: int = 256) -> torch.Tensor:
+EMBED_BATCH = 256  # features embedded at once
+
+
+def embed(member: Member, features: torch.Tensor, device: str, batch_size: int = EMBED_BATCH) -> torch.Tensor:
     """The core's embedding of cached features, in eval mode, as float32 on the CPU."""
     member.eval()
     chunks = []

@@ -1,5 +1,5 @@
 """The teacher: the ensemble's members, each through a session's fitted mapping (``io.members``), predicting that
-session's neurons from an image set's cached backbone features."""
+session's neurons from an image set's backbone features."""
 
 from __future__ import annotations
 
@@ -12,15 +12,27 @@ from compactcortex.io.members import load_member, load_readouts
 from compactcortex.models.ensemble import embed
 
 
+class Teacher:
+    """The members and the sessions' mappings, loaded once (a streaming job calls it batch after batch)."""
+
+    def __init__(self, member_paths: Sequence[str], readout_paths: Sequence[str], device: str) -> None:
+        self.members = [load_member(path, device) for path in member_paths]
+        self.readouts = [load_readouts(path) for path in readout_paths]
+        self.device = device
+
+    def __call__(self, features: torch.Tensor) -> np.ndarray:
+        """(member, neuron, image): each member's prediction for the neurons of every session in the readouts
+        (their neurons one after the other). The teacher's label is their mean over members."""
+        predictions = []
+        for index, member in enumerate(self.members):
+            embedding = embed(member, features, self.device)
+            with torch.inference_mode():
+                predictions.append(np.concatenate([session[index](embedding) for session in self.readouts], axis=0))
+        return np.stack(predictions)
+
+
 def member_predictions(
     member_paths: Sequence[str], readout_paths: Sequence[str], features: torch.Tensor, device: str
 ) -> np.ndarray:
-    """(member, neuron, image): each member's prediction for the neurons of every session in ``readout_paths``
-    (their neurons one after the other). The teacher's label is their mean over members."""
-    readouts = [load_readouts(path) for path in readout_paths]
-    predictions = []
-    for index, path in enumerate(member_paths):
-        embedding = embed(load_member(path, device), features, device)
-        with torch.inference_mode():
-            predictions.append(np.concatenate([session[index](embedding) for session in readouts], axis=0))
-    return np.stack(predictions)
+    """(member, neuron, image) for one set of features (see ``Teacher``)."""
+    return Teacher(member_paths, readout_paths, device)(features)
