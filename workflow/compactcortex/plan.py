@@ -21,6 +21,7 @@ from typing import Any
 from compactcortex.config import load_config, session_roles
 from compactcortex.io.cowley2023 import published_models, response_shape
 from compactcortex.resources import (
+    UNKNOWN_SESSION_IMAGES,
     compression_resources,
     feature_resources,
     member_resources,
@@ -33,7 +34,6 @@ from compactcortex.resources import (
 MAX_JOB_HOURS = 24
 MAX_JOB_MEMORY_GB = 64
 MAX_DISK_GB = 100
-UNKNOWN_SESSION_IMAGES = 5000  # an NWB session's images, before it is read (as the rules assume)
 UNKNOWN_SESSION_NEURONS = 100
 BYTES_PER_FEATURE = 2  # the feature cache is float16
 FEATURE_CHANNELS = 80  # EfficientNet-Lite0's blocks.5, the default layer (stride 8)

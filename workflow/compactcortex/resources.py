@@ -17,6 +17,7 @@ SAFETY = 3.0
 GROWTH = 2  # each retry of a job (profiles/slurm retries once) asks for this much more memory and time
 GPU_SPEEDUP = 50.0
 MIN_RUNTIME = 10  # minutes
+UNKNOWN_SESSION_IMAGES = 5000  # a session's images where the config cannot know them (an NWB or published file)
 # seconds per (image x pixel x filter^2) of a compact student's training step (forward and backward): 33 s for
 # 1,900 steps of batch 32 at 32 px and 16 filters, one thread
 STUDENT_SECONDS = 2.0e-9

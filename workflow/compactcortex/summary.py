@@ -71,7 +71,7 @@ def model_summaries(
             values["median_r_to_truth"] = number_or_none(median_ignoring_nan(truth))
         return values
 
-    n_params = ensemble_parameters(member_paths)
+    n_params = ensemble_parameters(members)
     blocks = {
         "ensemble": {
             **medians("ensemble", pooled),

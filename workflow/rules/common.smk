@@ -6,6 +6,7 @@ from compactcortex.config import session_roles, sorted_keys
 from compactcortex.io.compression_plan import read_plan
 from compactcortex.io.cowley2023 import cowley_paths, published_models
 from compactcortex.resources import (
+    UNKNOWN_SESSION_IMAGES,
     compression_resources,
     feature_resources,
     for_attempt,
@@ -217,7 +218,6 @@ def images_per_session(session):
     return sum(config["virtual_lab"]["roles"][ROLES[session]]["images"].values())
 
 
-UNKNOWN_SESSION_IMAGES = 5000
 COMPRESSION_RESOURCES = compression_resources(config["compact"], pool_image_size())
 TEACHER_RESOURCES = teacher_resources(config["features"], config["compact"])
 SYNTHESIS_RESOURCES = synthesis_resources(config["synthesis"], config["compact"], pool_image_size())

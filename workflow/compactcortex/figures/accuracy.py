@@ -11,7 +11,7 @@ import pandas as pd
 
 from compactcortex.evaluate import MODELS
 from compactcortex.figures.style import FULL_WIDTH, MODEL_COLOURS, MODEL_LABELS, panel_label, paper_style
-from compactcortex.io.members import ensemble_parameters
+from compactcortex.io.members import ensemble_parameters, read_member
 from compactcortex.io.tables import read_tables
 
 
@@ -62,7 +62,7 @@ def accuracy_figure(
 
         ax = axes[2]
         compact = read_tables(compact_tables)
-        ensemble = ensemble_parameters(member_paths)
+        ensemble = ensemble_parameters([read_member(path) for path in member_paths])
         ax.scatter([0], [ensemble], s=40, color=MODEL_COLOURS["ensemble"], marker="s")
         ax.annotate(f"{ensemble:,}", (0, ensemble), textcoords="offset points", xytext=(8, -3), fontsize=7)
         _strip(ax, 1, compact["n_parameters"].to_numpy().astype(float), MODEL_COLOURS["compact"], rng)

@@ -59,10 +59,9 @@ def load_member(path: str | Path, device: str = "cpu") -> Member:
     return member.to(device).eval()
 
 
-def ensemble_parameters(member_paths: Sequence[str | Path]) -> int:
+def ensemble_parameters(members: Sequence[Mapping[str, Any]]) -> int:
     """The ensemble's parameters as the paper counts them: the backbone up to the feature layer, once, plus every
-    member's trainable core."""
-    members = [read_member(path) for path in member_paths]
+    member's trainable core (``members``: as ``read_member`` returns them)."""
     return int(members[0]["n_parameters_backbone"] + sum(member["n_parameters_core"] for member in members))
 
 

@@ -76,9 +76,9 @@ def write_stimulus_set(
     index: Indexed,
     prediction_inputs: Sequence[str],
 ) -> None:
-    """A synthesised stimulus set, written as a whole or not at all. ``table`` gains the PNG ``file`` column;
-    ``predictions`` (model neuron, image) is indexed by ``index``."""
-    table["file"] = [f"images/{image}.png" for image in table["image"]]
+    """A synthesised stimulus set, written as a whole or not at all; its manifest is ``table`` with the PNG ``file``
+    column. ``predictions`` (model neuron, image) is indexed by ``index``."""
+    table = table.assign(file=[f"images/{image}.png" for image in table["image"]])
     with atomic_directory(folder) as temporary:
         (temporary / "images").mkdir()
         save_png_images(temporary, images, table["file"])
@@ -92,8 +92,9 @@ def write_stimulus_set(
 
 
 def write_active_learning_set(folder: str | Path, images: np.ndarray, table: pd.DataFrame) -> None:
-    """The chosen images as ``images/active<rank>.png`` and ``manifest.csv`` (``table`` gains the ``file``
-    column, after ``rank``), written as a whole or not at all."""
+    """The chosen images as ``images/active<rank>.png`` and ``manifest.csv`` (``table`` with the ``file`` column
+    after ``rank``), written as a whole or not at all."""
+    table = table.copy()
     table.insert(1, "file", [f"images/active{rank:04d}.png" for rank in table["rank"]])
     with atomic_directory(folder) as temporary:
         (temporary / "images").mkdir()

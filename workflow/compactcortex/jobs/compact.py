@@ -107,7 +107,7 @@ def teacher_labels(
     teacher = Teacher(member_paths, [readouts], device)
     backbone = load_backbone(features["backbone"], features.get("weights_path"))
     layer = features["layer"]
-    # whole backbone and embedding batches: a streamed batch gives the labels of the same images labelled at once
+    # whole backbone and embedding batches: the streamed labels are those of the whole pool labelled at once
     batch = math.lcm(features["batch_size"], EMBED_BATCH)
     inputs = [*member_paths, readouts, dataset, *other_datasets]
     attrs = provenance_attrs(
@@ -121,7 +121,8 @@ def teacher_labels(
         inputs,
     )
     image_ids = [f"{session}_distill{index:07d}" for index in range(n)]
-    with TeacherLabelWriter(output, readout_neurons(readouts), image_ids, recipe.split(), attrs) as writer:
+    neurons = readout_neurons(readouts)
+    with TeacherLabelWriter(output, neurons, image_ids, recipe.split(), attrs) as writer:
         for start in tqdm(range(0, n, batch), desc="teacher labels", unit="batch", mininterval=10):
             images = recipe.images(np.arange(start, min(n, start + batch)))
             extracted = backbone.extract(
@@ -134,7 +135,7 @@ def teacher_labels(
                     Path(readouts), f"the teacher's labels of pool images {start}.. are not all finite"
                 )
             writer.write(start, labels)
-    log.info("teacher labels: %d neurons x %d pool images", len(readout_neurons(readouts)), n)
+    log.info("teacher labels: %d neurons x %d pool images", len(neurons), n)
 
 
 def plan_compression(*, teacher: str, output: str, neurons_per_job: int) -> None:
