@@ -54,6 +54,7 @@ bench: install
 	$(BIN)/python benchmarks/bench_ensemble.py
 	$(BIN)/python benchmarks/bench_compact.py
 	$(BIN)/python benchmarks/bench_synthesis.py
+	$(BIN)/python benchmarks/bench_pool.py
 
 lint: install
 	$(BIN)/ruff check .

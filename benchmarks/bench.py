@@ -108,13 +108,17 @@ def _import_child(queue: multiprocessing.Queue) -> None:
     queue.put((0.0, peak_memory_mb()))
 
 
-def _in_child(target, *args) -> tuple[float, float]:  # noqa: ANN001
+def in_child(target, *args) -> tuple[float, float]:  # noqa: ANN001
+    """``target(*args, queue)`` in a fresh process (its own peak memory), which puts (seconds, peak MB) on the
+    queue."""
     context = multiprocessing.get_context("spawn")
     queue = context.Queue()
     process = context.Process(target=target, args=(*args, queue))
     process.start()
     result = queue.get()
     process.join()
+    if process.exitcode:
+        raise RuntimeError(f"{target.__name__} failed (exit code {process.exitcode})")
     return result
 
 
@@ -122,8 +126,8 @@ def bench_preprocessing(recording: Recording) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as folder:
         nwb = Path(folder) / "bench.nwb"
         write_recording_nwb(nwb, recording)
-        seconds, peak_mb = _in_child(_preprocess_child, str(nwb), str(Path(folder) / "bench.nc"))
-        _, baseline_mb = _in_child(_import_child)
+        seconds, peak_mb = in_child(_preprocess_child, str(nwb), str(Path(folder) / "bench.nc"))
+        _, baseline_mb = in_child(_import_child)
         output_mb = (Path(folder) / "bench.nc").stat().st_size / 2**20
         nwb_mb = nwb.stat().st_size / 2**20
     max_repeats = np.bincount(recording.trial_image).max()

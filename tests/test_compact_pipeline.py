@@ -22,11 +22,7 @@ from compactcortex.compact.compress import (
     train_students,
 )
 from compactcortex.compact.distill import DistillSettings
-from compactcortex.compact.pool import (
-    AUGMENTED,
-    augment_images,
-    pool_split,
-)
+from compactcortex.compact.stream import BatchSampler, CachedImages, ImageArray, LabelArray, PoolData
 from compactcortex.config import validate_config
 from compactcortex.errors import InputDataError
 from compactcortex.evaluate import comparison_table, evaluation_table
@@ -34,9 +30,10 @@ from compactcortex.io.compact_models import CARD_FORMAT, load_compact_model, rea
 from compactcortex.io.compression_plan import plan_chunks, read_plan
 from compactcortex.io.predictions import PredictionIndex, write_predictions
 from compactcortex.io.session_dataset import build_session_dataset, write_session_dataset
-from compactcortex.jobs.compact import distillation_pool as distillation_pool_job
+from compactcortex.io.teacher_labels import TeacherLabels, TeacherLabelWriter, read_teacher_labels
 from compactcortex.jobs.evaluate import evaluate_session
 from compactcortex.models.compact import N_LAYERS, CompactModel, count_parameters, initial_student, predict
+from compactcortex.pool import augment_images, pool_recipe, pool_split
 from compactcortex.provenance import sha256_file
 from tests.test_compact_bank import randomise_batchnorm_
 from tests.test_compact_distill_prune import make_images, make_teacher
@@ -139,25 +136,6 @@ def _session_dataset(
     path = tmp_path / "s9.nc"
     write_session_dataset(dataset, path)
     return path
-
-
-def test_pool_job_writes_a_seeded_pool_with_its_split(tmp_path: Path) -> None:
-    rate = np.random.default_rng(0).uniform(1, 5, (2, 6))
-    dataset = _session_dataset(tmp_path, rate, 2, "single_trial", image_size=32)
-    pool = {"images": {"natural": 2, "dots": 3}, "augmented": 4, "other_sessions": 0, "folders": [], "heldout": 3}
-    outputs = [tmp_path / "pool_a.nc", tmp_path / "pool_b.nc", tmp_path / "pool_c.nc"]
-    distillation_pool_job(dataset=str(dataset), output=str(outputs[0]), pool=pool, session="s9", seed=0)
-    distillation_pool_job(dataset=str(dataset), output=str(outputs[1]), pool=pool, session="s9", seed=0)
-    distillation_pool_job(dataset=str(dataset), output=str(outputs[2]), pool=pool, session="s9", seed=1)
-    with xr.open_dataset(outputs[0]) as a, xr.open_dataset(outputs[1]) as b, xr.open_dataset(outputs[2]) as c:
-        assert a["images"].shape == (9, 32, 32, 3) and a["images"].dtype == np.uint8
-        assert a["image"].values.tolist() == [f"s9_distill{k:07d}" for k in range(9)]
-        assert a["split"].values.tolist() == ["train"] * 6 + ["heldout"] * 3
-        kinds = dict(zip(*np.unique(a["image_type"].values, return_counts=True), strict=True))
-        assert kinds == {"natural": 2, "dots": 3, AUGMENTED: 4}
-        np.testing.assert_array_equal(a["images"].values, b["images"].values)
-        assert not np.array_equal(a["images"].values, c["images"].values)
-        assert json.loads(a.attrs["params_json"])["session"] == "s9"
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -345,6 +323,14 @@ def pool() -> dict:
     return {"images": images, "labels": labels, "split": split}
 
 
+BLOCK = 96  # label blocks of the tests' pools: the 256 training images span three
+
+
+def pool_data(images: np.ndarray, labels: np.ndarray, neurons: list[str], heldout: int = N_HELDOUT) -> PoolData:
+    """A pool held in memory, read as a compression job reads one (by index, block by block)."""
+    return PoolData(ImageArray(images), LabelArray(labels, np.array(neurons)), len(images), heldout, BLOCK)
+
+
 @pytest.fixture(scope="module")
 def compressed(pool: dict) -> dict:
     settings = CompressSettings.from_config(compact_config(), 0, "s3", "cpu")
@@ -352,7 +338,8 @@ def compressed(pool: dict) -> dict:
 
     def run(labels: np.ndarray, neurons: list[str], batched: bool = False) -> list:
         call_settings = dataclasses.replace(settings, batched=batched)
-        return compress_neurons(pool["images"], labels, pool["split"], neurons, call_settings, seed=0, session="s3")
+        data = pool_data(pool["images"], labels, neurons)
+        return compress_neurons(data, call_settings, seed=0, session="s3")
 
     return {
         "one_by_one": run(pool["labels"], NEURONS),
@@ -370,10 +357,7 @@ def short_runs(pool: dict) -> dict:
     )
     return {
         batched: compress_neurons(
-            pool["images"],
-            pool["labels"],
-            pool["split"],
-            NEURONS,
+            pool_data(pool["images"], pool["labels"], NEURONS),
             dataclasses.replace(settings, batched=batched),
             seed=0,
             session="s3",
@@ -401,6 +385,7 @@ def test_compression_gives_a_pruned_model_per_neuron(compressed: dict, pool: dic
             "pool_train_images": N_POOL - N_HELDOUT,
             "pool_heldout_images": N_HELDOUT,
             "probe_images": 64,
+            "calibration_images": N_POOL - N_HELDOUT,
             "steps": 100,
             "retrain_steps": 50,
             "batched": False,
@@ -507,9 +492,9 @@ def test_train_students_batched_equals_one_by_one_float64(pool: dict) -> None:
     def students() -> list[CompactModel]:
         return [initial_student(4, SIZE, means, initial_seed(0, "s3", n)).double() for n in NEURONS]
 
-    x = students()[0].preprocess(images)
-    single = train_students(students(), x, targets, settings, batched=False)
-    batched = train_students(students(), x, targets, settings, batched=True)
+    data = pool_data(students()[0].preprocess(images), targets.T, NEURONS, heldout=0)
+    single = train_students(students(), data, settings, batched=False)
+    batched = train_students(students(), data, settings, batched=True)
     for a, b in zip(single, batched, strict=True):
         assert not a.training and not b.training
         pa, pb = predict(a, images)[:, 0], predict(b, images)[:, 0]
@@ -521,23 +506,22 @@ def test_train_students_keeps_the_students_dtype(pool: dict) -> None:
     images, targets = pool["images"][:64], np.random.default_rng(0).normal(size=(64, 2))
     settings = DistillSettings(steps=2, batch_size=16, seed=0)
     students = [initial_student(3, SIZE, (0.0, 0.0, 0.0), seed).double() for seed in (1, 2)]
-    trained = train_students(students, students[0].preprocess(images), targets, settings, batched=True)
+    data = pool_data(students[0].preprocess(images), targets.T, NEURONS, heldout=0)
+    trained = train_students(students, data, settings, batched=True)
     assert [next(s.parameters()).dtype for s in trained] == [torch.float64, torch.float64]
 
 
 def test_compression_rejects_bad_labels(pool: dict) -> None:
     settings = CompressSettings.from_config(compact_config(steps=2, retrain_steps=1), 0, "s3", "cpu")
-    images, labels, split = pool["images"], pool["labels"], pool["split"]
-    with pytest.raises(ValueError, match="disagree"):
-        compress_neurons(images, labels[:, :-1], split, NEURONS, settings, seed=0, session="s3")
-    with pytest.raises(ValueError, match="disagree"):
-        compress_neurons(images, labels, split, NEURONS[:1], settings, seed=0, session="s3")
-    with pytest.raises(ValueError, match="disagree"):
-        compress_neurons(images, labels, split[:-1], NEURONS, settings, seed=0, session="s3")
+    images, labels = pool["images"], pool["labels"]
+    with pytest.raises(ValueError, match="labels of 319 images, but the pool has 320"):
+        compress_neurons(pool_data(images, labels[:, :-1], NEURONS), settings, seed=0, session="s3")
+    with pytest.raises(ValueError, match="2 rows of labels for 1 neuron"):
+        compress_neurons(pool_data(images, labels, NEURONS[:1]), settings, seed=0, session="s3")
     constant = labels.copy()
     constant[1] = 4.0
     with pytest.raises(ValueError, match="constant for.*s3_n001"):
-        compress_neurons(images, constant, split, NEURONS, settings, seed=0, session="s3")
+        compress_neurons(pool_data(images, constant, NEURONS), settings, seed=0, session="s3")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -675,3 +659,74 @@ def test_evaluation_table_rejects_unknown_models(tmp_path: Path) -> None:
         evaluation_table(files["dataset"], {**paths, "compact_v2": paths["compact"]})
     with pytest.raises(ValueError, match="must include 'ensemble'"):
         evaluation_table(files["dataset"], {"compact": paths["compact"]})
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the pool read by index
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def test_the_batch_order_visits_every_training_image_once_per_epoch() -> None:
+    sampler = BatchSampler(n_images=1000, batch_size=64, seed=5, block=300)
+    assert sampler.batches_per_epoch == 16
+    for epoch in range(2):
+        batches = [sampler.batch(epoch * 16 + b) for b in range(16)]
+        assert [len(b) for b in batches] == [64] * 15 + [40]
+        assert sorted(np.concatenate(batches).tolist()) == list(range(1000))
+        # a batch's labels lie in at most two blocks of the label file
+        assert all(len(np.unique(b // 300)) <= 2 for b in batches)
+    assert not np.array_equal(sampler.batch(0), sampler.batch(16))  # each epoch in a new order
+    # a pure function of (seed, step): asked in any order, by a fresh sampler
+    fresh = BatchSampler(n_images=1000, batch_size=64, seed=5, block=300)
+    np.testing.assert_array_equal(fresh.batch(17), sampler.batch(17))
+    np.testing.assert_array_equal(fresh.batch(3), sampler.batch(3))
+    assert not np.array_equal(BatchSampler(1000, 64, 6, 300).batch(3), sampler.batch(3))
+    # the order is integer arithmetic: these values on every machine (a change here changes every compact model)
+    assert sampler.batch(0)[:5].tolist() == [420, 526, 358, 393, 522]
+    # a lone last image of an epoch is joined by the epoch's first (BatchNorm cannot train on one)
+    lone = BatchSampler(n_images=65, batch_size=64, seed=5, block=300)
+    assert lone.batch(1).tolist() == [lone.epoch_order(0, np.array([64]))[0], lone.batch(0)[0]]
+
+
+def _labelled_pool(tmp_path: Path) -> tuple[Path, Path, dict]:
+    """A session dataset, its pool recipe's config, and teacher labels of the pool written as the teacher job does
+    (two random teachers' predictions)."""
+    rate = np.random.default_rng(0).uniform(1, 5, (2, 40))
+    dataset = _session_dataset(tmp_path, rate, 2, "single_trial", image_size=32)
+    config = {"images": {"natural": 200, "dots": 60}, "augmented": 60, "other_sessions": 0, "folders": []}
+    config["heldout"] = 64
+    recipe = pool_recipe(str(dataset), [], config, "s3", seed=0)
+    images = recipe.images(np.arange(len(recipe)))
+    labels = np.stack([predict(make_teacher(images[:100], seed=seed), images)[:, 0] for seed in (10, 11)])
+    path = tmp_path / "teacher.nc"
+    with TeacherLabelWriter(path, NEURONS, len(recipe), recipe.heldout_start, {}) as writer:
+        for start in range(0, len(recipe), 100):
+            writer.write(start, labels[:, start : start + 100])
+    return dataset, path, config
+
+
+def test_a_streamed_pool_gives_the_models_of_the_pool_drawn_in_one_piece(tmp_path: Path) -> None:
+    """Images regenerated from the recipe batch by batch and labels read block by block from the label file train
+    the same compact models, bit for bit, as the same pool drawn whole into memory; an image cache changes
+    nothing."""
+    dataset, teacher, config = _labelled_pool(tmp_path)
+    recipe = pool_recipe(str(dataset), [], config, "s3", seed=0)
+    settings = CompressSettings.from_config(compact_config(steps=80, retrain_steps=20), 0, "s3", "cpu")
+    n, heldout = len(recipe), recipe.heldout
+
+    def compress(images: object, labels: object) -> list:
+        return compress_neurons(PoolData(images, labels, n, heldout, BLOCK), settings, seed=0, session="s3")
+
+    with TeacherLabels(teacher) as labels:
+        streamed = compress(CachedImages(recipe, 0), labels)
+        cached = compress(CachedImages(recipe, 2**20), labels)  # holds a part of the pool: the rest regenerated
+    whole, neurons, _ = read_teacher_labels(teacher)
+    in_memory = compress(ImageArray(recipe.images(np.arange(n))), LabelArray(whole, neurons))
+    for run in (cached, in_memory):
+        for (model, report), (other, other_report) in zip(streamed, run, strict=True):
+            _assert_same_state(model, other)
+            assert {k: v for k, v in report.items() if k != "seconds"} == {
+                k: v for k, v in other_report.items() if k != "seconds"
+            }
+    fidelities = [report["fidelity_r2"] for _, report in streamed]
+    assert min(fidelities) > 0.05 and max(fidelities) > 0.5  # they learnt (a short run: observed 0.10 and 0.68)

@@ -4,13 +4,17 @@ order."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from compactcortex.compact.pool import (
+from compactcortex.errors import InputDataError
+from compactcortex.io.image_folders import list_images, read_square_image
+from compactcortex.io.session_dataset import build_session_dataset, write_session_dataset
+from compactcortex.pool import (
     AUGMENTED,
     FOLDER,
     OTHER_SESSIONS,
@@ -20,11 +24,6 @@ from compactcortex.compact.pool import (
     pool_recipe,
     shuffled_positions,
 )
-from compactcortex.errors import InputDataError
-from compactcortex.io.image_folders import list_images, read_square_image
-from compactcortex.io.image_sets import read_image_coords, read_images
-from compactcortex.io.session_dataset import build_session_dataset, write_session_dataset
-from compactcortex.jobs.compact import distillation_pool
 
 SIZE = 32
 
@@ -156,7 +155,7 @@ def test_bad_folders_are_clear_errors(tmp_path: Path) -> None:
         read_square_image(tmp_path / "broken.jpg", SIZE)
 
 
-def test_the_pool_job_writes_the_recipe_with_a_folder_source(tmp_path: Path) -> None:
+def test_a_folder_of_user_jpegs_is_a_pool_source_recorded_in_the_provenance(tmp_path: Path) -> None:
     _jpeg_tree(tmp_path / "images")
     images = np.random.default_rng(2).integers(0, 256, (10, SIZE, SIZE, 3), dtype=np.uint8)
     dataset = _dataset(tmp_path, "s9", images)
@@ -167,15 +166,18 @@ def test_the_pool_job_writes_the_recipe_with_a_folder_source(tmp_path: Path) -> 
         "folders": [{"path": str(tmp_path / "images"), "count": 4}],
         "heldout": 3,
     }
-    output = tmp_path / "pool.nc"
-    distillation_pool(dataset=str(dataset), output=str(output), pool=pool, session="s9", seed=0, batch_size=4)
-    written, _ = read_images(output)
-    coords = read_image_coords(output, ["image_type", "split"])
     recipe = pool_recipe(str(dataset), [], pool, "s9", seed=0)
-    np.testing.assert_array_equal(written, recipe.images(np.arange(len(recipe))))
-    kinds = dict(zip(*np.unique(coords["image_type"].astype(str), return_counts=True), strict=True))
+    indices = np.arange(len(recipe))
+    kinds = dict(zip(*np.unique(recipe.image_types(indices), return_counts=True), strict=True))
     assert kinds == {"natural": 4, "dots": 2, AUGMENTED: 3, FOLDER: 4}
-    assert coords["split"].astype(str).tolist() == ["train"] * 10 + ["heldout"] * 3
+    assert recipe.heldout_start == 10 and recipe.split().tolist() == ["train"] * 10 + ["heldout"] * 3
+    folder_images = recipe.images(indices[recipe.image_types(indices) == FOLDER])
+    files = list_images(tmp_path / "images")
+    expected = {read_square_image(tmp_path / "images" / name, SIZE).tobytes() for name in files}
+    assert {image.tobytes() for image in folder_images} <= expected and len(folder_images) == 4
+    described = json.loads(recipe.describe())
+    assert described["sources"]["folder0"] == 4 and described["folders"][0]["files"] == len(files)
+    assert len(described["folders"][0]["listing_sha256"]) == 64
 
 
 def _dataset(tmp_path: Path, session: str, images: np.ndarray) -> Path:
@@ -194,26 +196,42 @@ def _dataset(tmp_path: Path, session: str, images: np.ndarray) -> Path:
 
 
 def test_teacher_labels_are_written_in_order_and_whole_or_not_at_all(tmp_path: Path) -> None:
-    from compactcortex.io.teacher_labels import TeacherLabelWriter, read_teacher_labels
+    from compactcortex.io.teacher_labels import TeacherLabels, TeacherLabelWriter, read_teacher_labels
 
     path = tmp_path / "teacher.nc"
-    split = np.array(["train"] * 4 + ["heldout"] * 2)
     labels = np.arange(12, dtype=np.float64).reshape(2, 6) / 7
-    with TeacherLabelWriter(path, ["n0", "n1"], [f"i{k}" for k in range(6)], split, {"a": "b"}) as writer:
+    with TeacherLabelWriter(path, ["n0", "n1"], 6, 4, {"a": "b"}) as writer:
         writer.write(0, labels[:, :4])
         with pytest.raises(ValueError, match="in order"):
             writer.write(5, labels[:, 5:])
         writer.write(4, labels[:, 4:])
-    read, neurons, read_split = read_teacher_labels(path)
+    read, neurons, heldout_start = read_teacher_labels(path)
     np.testing.assert_array_equal(read, labels.astype(np.float32))
-    assert neurons.tolist() == ["n0", "n1"] and read_split.tolist() == split.tolist()
+    assert neurons.tolist() == ["n0", "n1"] and heldout_start == 4
+    with TeacherLabels(path, ["n1"]) as one:  # a compression job reads its own neurons, a range at a time
+        np.testing.assert_array_equal(one.read(2, 5), labels[1:, 2:5].astype(np.float32))
+        with pytest.raises(IndexError, match="outside the pool"):
+            one.read(4, 7)
+    with pytest.raises(InputDataError, match=r"teacher.nc: has no labels for \['n7'\]"):
+        TeacherLabels(path, ["n0", "n7"])
     unfinished = tmp_path / "unfinished.nc"
-    ids = [f"i{k}" for k in range(6)]
     with (
         pytest.raises(ValueError, match="4 of 6 images"),
-        TeacherLabelWriter(unfinished, ["n0", "n1"], ids, split, {}) as writer,
+        TeacherLabelWriter(unfinished, ["n0", "n1"], 6, 4, {}) as writer,
     ):
         writer.write(0, labels[:, :4])
-    with pytest.raises(RuntimeError), TeacherLabelWriter(unfinished, ["n0", "n1"], ids, split, {}):
+    with pytest.raises(RuntimeError), TeacherLabelWriter(unfinished, ["n0", "n1"], 6, 4, {}):
         raise RuntimeError("killed")
     assert not unfinished.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["teacher.nc"]
+
+
+def test_a_file_that_is_not_teacher_labels_is_named(tmp_path: Path) -> None:
+    from compactcortex.io.teacher_labels import TeacherLabels
+
+    images = np.zeros((4, SIZE, SIZE, 3), dtype=np.uint8)
+    dataset = _dataset(tmp_path, "s9", images)  # a session dataset, not labels
+    with pytest.raises(InputDataError, match=r"s9.nc: is not a teacher-label file"):
+        TeacherLabels(dataset)
+    (tmp_path / "broken.nc").write_bytes(b"CDF\x01 truncated")
+    with pytest.raises(InputDataError, match="broken.nc: cannot be read as teacher labels"):
+        TeacherLabels(tmp_path / "broken.nc")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from compactcortex.config import DEFAULT_CONFIG_PATH, load_config
 from compactcortex.resources import (
     MIN_RUNTIME,
+    WORKER_MB,
     compression_resources,
     feature_resources,
     for_attempt,
@@ -33,8 +34,14 @@ def test_compression_runtime_and_memory_scale_with_the_work() -> None:
     assert more_neurons["runtime"] > 1.5 * long["runtime"]
     on_gpu = compression_resources(bigger(compact, steps=20 * compact["steps"], device="cuda"), 64)
     assert on_gpu["runtime"] < long["runtime"]
+    # the pool is read by index: its size does not reach a job's memory; the image cache and loaders do
     pool = dict(compact["pool"], images={"natural": 1_000_000})
-    assert compression_resources(bigger(compact, pool=pool), 64)["mem_mb"] > 10 * base["mem_mb"]
+    assert compression_resources(bigger(compact, pool=pool), 64)["mem_mb"] == base["mem_mb"]
+    cached = compression_resources(bigger(compact, image_cache_mb=compact["image_cache_mb"] + 4000), 64)
+    assert cached["mem_mb"] == base["mem_mb"] + 4000
+    loaders = compression_resources(bigger(compact, device="cuda", threads=8), 64)
+    assert loaders["mem_mb"] == base["mem_mb"] + 7 * WORKER_MB
+    assert compression_resources(bigger(compact, threads=8), 64)["mem_mb"] == base["mem_mb"]  # no loaders on a CPU
 
 
 def test_synthesis_member_and_feature_resources_scale() -> None:
@@ -42,6 +49,12 @@ def test_synthesis_member_and_feature_resources_scale() -> None:
     base = synthesis_resources(synthesis, compact, 64)
     paper = synthesis_resources(bigger(synthesis, steps=1000, starts=10), bigger(compact, filters=100), 112)
     assert paper["runtime"] > base["runtime"]
+    searched = synthesis_resources(
+        bigger(synthesis, natural_search=10**6),
+        bigger(compact, pool={**compact["pool"], "images": {"natural": 10**6}}),
+        64,
+    )
+    assert searched["runtime"] > base["runtime"] and searched["mem_mb"] == base["mem_mb"]  # streamed
     ensemble = CONFIG["ensemble"]
     small = member_resources(ensemble, 2500, 16)
     wide = member_resources(bigger(ensemble, width=512, bottleneck=256, residual_blocks=4, epochs=60), 50_000, 14)

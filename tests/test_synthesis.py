@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from compactcortex.models.compact import CompactModel, gaussian_kernel_1d, prepare_pixels
+from compactcortex.models.compact import CompactModel, gaussian_kernel_1d, predict, prepare_pixels
 from compactcortex.models.compact_bank import StudentBank
+from compactcortex.pool import PoolRecipe
 from compactcortex.synthesis.images import (
     PIXEL_MAX,
     AdversarialSettings,
@@ -21,7 +22,7 @@ from compactcortex.synthesis.images import (
     synthesize,
     white_noise,
 )
-from compactcortex.synthesis.stimulus_set import StimulusDesign, neuron_stimuli
+from compactcortex.synthesis.stimulus_set import StimulusDesign, control_indices, most_driving_natural, neuron_stimuli
 from tests.test_compact_bank import make_students, randomise_batchnorm_
 from tests.test_compact_distill_prune import make_images
 
@@ -356,13 +357,11 @@ def test_a_neurons_stimuli_and_their_order_do_not_depend_on_its_chunk() -> None:
     the closed loop's noise draws, which follow its order) is the same however the neurons are split into jobs."""
     models = [make_neuron(filters, seed) for seed, filters in enumerate(PRUNED_FILTERS)]
     neurons = ["n0", "n1", "n2"]
-    rng = np.random.default_rng(3)
-    images = rng.integers(0, 256, (40, STIMULUS, STIMULUS, 3), dtype=np.uint8)
-    types = np.array(["natural"] * 30 + ["gaudy"] * 10)
-    pool = (images, np.array([f"p{i:02d}" for i in range(40)]), types, np.array(["heldout"] * 40))
+    pool = small_pool()
     design = StimulusDesign(
         starts=2,
         natural_top=2,
+        natural_search=1000,
         controls=6,
         adversarial_sources=1,
         synthesis=SynthesisSettings(steps=5, smooth_every=5),
@@ -370,12 +369,45 @@ def test_a_neurons_stimuli_and_their_order_do_not_depend_on_its_chunk() -> None:
         batched=False,
         device="cpu",
     )
-    controls = np.arange(6)
-    together = neuron_stimuli(models, neurons, pool, controls, design, seed=1)
-    split = neuron_stimuli(models[:2], neurons[:2], pool, controls, design, seed=1) + neuron_stimuli(
-        models[2:], neurons[2:], pool, controls, design, seed=1
+    together = neuron_stimuli(models, neurons, pool, design, seed=1)
+    split = neuron_stimuli(models[:2], neurons[:2], pool, design, seed=1) + neuron_stimuli(
+        models[2:], neurons[2:], pool, design, seed=1
     )
     assert [row["image"] for row in together] == [row["image"] for row in split]
     assert [row["neuron"] for row in together] == sorted(row["neuron"] for row in together)
     for a, b in zip(together, split, strict=True):
         assert np.array_equal(a["pixels"], b["pixels"]) and a["predicted"] == b["predicted"]
+
+
+def small_pool() -> PoolRecipe:
+    empty = np.empty((0, STIMULUS, STIMULUS, 3), dtype=np.uint8)
+    return PoolRecipe(
+        seed=3, session="s9", image_size=STIMULUS, counts={"natural": 30, "gaudy": 10}, augmented=0,
+        fit_images=empty, other_sessions=0, other_images=empty, folders=[], heldout=20,
+    )  # fmt: skip
+
+
+def test_controls_are_the_first_held_out_natural_images_of_the_pool() -> None:
+    pool = small_pool()
+    controls = control_indices(pool, 6)
+    heldout = np.arange(pool.heldout_start, len(pool))
+    assert controls.tolist() == heldout[pool.image_types(heldout) == "natural"][:6].tolist()
+    with pytest.raises(ValueError, match=r"holds \d+ natural images; synthesis.controls asks for 25"):
+        control_indices(pool, 25)
+
+
+def test_the_most_driving_natural_images_are_found_by_streaming_as_by_sorting_them_all() -> None:
+    models = [make_neuron(filters, seed) for seed, filters in enumerate(PRUNED_FILTERS)]
+    pool = small_pool()
+    natural = pool.natural_indices(0, len(pool))
+    streamed = most_driving_natural(models, pool, n_search=1000, top=4, batch_size=7)
+    for model, (indices, predicted) in zip(models, streamed, strict=True):
+        everything = predict(model, pool.images(natural))[:, 0]
+        order = np.argsort(-everything, kind="stable")[:4]
+        assert indices.tolist() == natural[order].tolist()
+        np.testing.assert_allclose(predicted, everything[order], rtol=1e-6)
+    # the search can be limited to the pool's first indices (a random sample: the pool's order is shuffled)
+    first = most_driving_natural(models[:1], pool, n_search=10, top=2, batch_size=7)[0][0]
+    assert set(first) <= set(natural[natural < 10].tolist())
+    with pytest.raises(ValueError, match="fewer than synthesis.natural_top = 5"):
+        most_driving_natural(models[:1], pool, n_search=3, top=5)

@@ -44,7 +44,6 @@ def test_default_dag_plans_every_session(tmp_path: Path) -> None:
         "evaluate_session": tests,
         "candidate_pool": 1,
         "select_active_learning_images": 1,
-        "distillation_pool": tests,
         "teacher_labels": tests,
         "plan_compression": tests,  # the checkpoint: compress_neurons jobs are planned once it has run
         "collect_compact_models": tests,
@@ -134,19 +133,22 @@ def test_unknown_config_key_stops_before_anything_runs(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_streamed_teacher_labels_equal_the_pool_labelled_in_one_piece(tiny_local_run: Path) -> None:
     """The teacher job regenerates the pool batch by batch from its recipe, with backbone features computed on the
-    fly; labelling the whole pool at once, from the images written out, gives the same labels, bit for bit."""
+    fly; labelling the whole pool at once, drawn in one piece, gives the same labels, bit for bit. No pool image is
+    written anywhere."""
     import torch
 
     from compactcortex.backbones import load_backbone
     from compactcortex.config import load_config
-    from compactcortex.io.image_sets import read_images
     from compactcortex.io.teacher_labels import read_teacher_labels
     from compactcortex.models.teacher import member_predictions
+    from compactcortex.pool import pool_recipe
 
     data = tiny_local_run / "results" / "tiny"
     config = load_config(TINY_CONFIG)
     features = config["features"]
-    images, _ = read_images(data / "compact" / "t05" / "pool.nc")
+    dataset = str(data / "sessions" / "t05.nc")
+    recipe = pool_recipe(dataset, [], config["compact"]["pool"], "t05", config["seed"])
+    images = recipe.images(np.arange(len(recipe)))
     backbone = load_backbone(features["backbone"], features.get("weights_path"))
     extracted = backbone.extract(
         images, [features["layer"]], input_size=features["input_size"], batch_size=features["batch_size"], device="cpu"
@@ -154,10 +156,11 @@ def test_streamed_teacher_labels_equal_the_pool_labelled_in_one_piece(tiny_local
     members = sorted(str(path) for path in (data / "ensemble" / "members").glob("member*.pt"))
     readouts = [str(data / "ensemble" / "readouts" / "t05.pt")]
     in_one_piece = member_predictions(members, readouts, torch.from_numpy(extracted).to(torch.float16), "cpu")
-    streamed, _, split = read_teacher_labels(data / "compact" / "t05" / "teacher.nc")
+    streamed, _, heldout_start = read_teacher_labels(data / "compact" / "t05" / "teacher.nc")
     assert len(images) > 256  # more than one streamed batch
-    np.testing.assert_array_equal(streamed, in_one_piece.mean(axis=0).astype(np.float32).astype(np.float64))
-    assert split.tolist().count("heldout") == config["compact"]["pool"]["heldout"]
+    np.testing.assert_array_equal(streamed, in_one_piece.mean(axis=0).astype(np.float32))
+    assert heldout_start == len(images) - config["compact"]["pool"]["heldout"]
+    assert not list(data.rglob("pool*.nc"))
 
 
 def test_tiny_pipeline_end_to_end(tiny_local_run: Path) -> None:
@@ -208,7 +211,7 @@ def test_tiny_pipeline_end_to_end(tiny_local_run: Path) -> None:
               "figure_accuracy": 1, "figure_compressibility": 1, **synthesis}  # fmt: skip
     compression = {"teacher_labels": 1, "plan_compression": 1, **models}
     downstream = {"extract_features": 5, "train_member": 2, "map_session": 1, "task_driven_session": 1,
-                  "evaluate_session": 1, "select_active_learning_images": 1, "distillation_pool": 1,
+                  "evaluate_session": 1, "select_active_learning_images": 1,
                   **compression, "summary": 1, "manifest": 1, "all": 1}  # fmt: skip
     assert planned_jobs(tmp_path, preprocess={"window_ms": 80}) == {"preprocess_session": 5, **downstream}
     assert planned_jobs(tmp_path, virtual_lab={"spiking": {"gain_cv": 0.2}}) == {

@@ -111,7 +111,6 @@ def plan_rows(config: Mapping[str, Any]) -> list[Row]:
         ),
         Row("train_member", config["ensemble"]["members"], config["ensemble"]["device"] == "cuda", *job(member), 0.1),
         Row("map_session", len(tests), config["ensemble"]["device"] == "cuda", 1.0, 6.0, 0.01),
-        Row("distillation_pool", len(compressed), False, 0.5, 4.0, len(compressed) * pool * size**2 * 3 / gb),
         Row(
             "teacher_labels (streamed)",
             len(compressed),
@@ -119,7 +118,7 @@ def plan_rows(config: Mapping[str, Any]) -> list[Row]:
             *job(teacher_resources(features, compact)),
             sum(sizes[s][0] for s in compressed) * pool * 4 / gb,
         ),
-        Row("compress_neurons", chunks, compact["device"] == "cuda", *job(compression), 0.01),
+        Row("compress_neurons (pool read by index)", chunks, compact["device"] == "cuda", *job(compression), 0.01),
         Row("synthesize_images", chunks, config["synthesis"]["device"] == "cuda", *job(synthesis), 0.01),
     ]
     if config["source"]["kind"] == "cowley2023":

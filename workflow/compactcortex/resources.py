@@ -34,6 +34,8 @@ FEATURE_IMAGES_PER_SECOND = 200.0  # EfficientNet-lite0 at 128 px on the CPU
 # for small depthwise convolutions). Not yet measured on a GPU: the issue's GPU check replaces this assumption.
 STUDENT_FLOPS_PER_IMAGE = 1e9
 GPU_STUDENT_FLOPS = 5e13
+POOL_IMAGE_SECONDS = 1e-3  # regenerating one pool image from its recipe (64 px; ../shared/PERFORMANCE_NOTES.md)
+WORKER_MB = 500  # a loader worker process (torch imported, a few batches of images in flight)
 
 
 def _runtime(cpu_seconds: float, device: str, gpu_seconds: float | None = None) -> int:
@@ -59,28 +61,45 @@ def pool_size(compact: Mapping[str, Any]) -> int:
     return int(sum(pool["images"].values()) + pool["augmented"] + pool.get("other_sessions", 0) + folders)
 
 
+def loader_workers(threads: int, device: str) -> int:
+    """The processes that regenerate a compression job's pool images ahead of the GPU: its threads but one. On a
+    CPU the threads train the students (and regenerating is the job's own work)."""
+    return max(0, threads - 1) if device.startswith("cuda") else 0
+
+
 def compression_resources(compact: Mapping[str, Any], stimulus_size: int) -> dict[str, int]:
-    """One compress_neurons job: neurons_per_job students, each trained steps + retrain_steps steps."""
+    """One compress_neurons job: neurons_per_job students, each trained steps + retrain_steps steps. Its memory does
+    not grow with the pool (read by index): the probe images, the image cache, the loader workers."""
     per_image = compact["image_size"] ** 2 * compact["filters"] ** 2
     steps = compact["steps"] + compact["retrain_steps"]
     images = compact["neurons_per_job"] * steps * compact["batch_size"]
     seconds = images * per_image * STUDENT_SECONDS
     flops = STUDENT_FLOPS_PER_IMAGE * (compact["image_size"] / 112) ** 2 * (compact["filters"] / 100) ** 2
-    gpu_seconds = images * flops / GPU_STUDENT_FLOPS
-    # the pool (uint8 at the stimulus size) and its preprocessed float32 copy at the students' size
-    pool_mb = pool_size(compact) * 3 * (stimulus_size**2 + 4 * compact["image_size"] ** 2) / 1e6
-    return {"mem_mb": int(2000 + 2 * pool_mb), "runtime": _runtime(seconds, compact["device"], gpu_seconds)}
+    # every batch is regenerated from the pool's recipe once for all of a job's students, by the loader workers
+    regenerated = steps * compact["batch_size"] * POOL_IMAGE_SECONDS * (stimulus_size / 64) ** 2
+    regenerated /= max(1, loader_workers(compact["threads"], compact["device"]))
+    seconds += regenerated
+    gpu_seconds = max(images * flops / GPU_STUDENT_FLOPS, regenerated)  # the loaders work while the GPU trains
+    # the probe images (uint8 at the stimulus size and their preprocessed float32 copy at the students' size)
+    probe_mb = compact["prune"]["probe_images"] * 3 * (stimulus_size**2 + 4 * compact["image_size"] ** 2) / 1e6
+    workers_mb = WORKER_MB * loader_workers(compact["threads"], compact["device"])
+    memory = 2000 + 2 * probe_mb + compact["image_cache_mb"] + workers_mb
+    return {"mem_mb": int(memory), "runtime": _runtime(seconds, compact["device"], gpu_seconds)}
 
 
 def synthesis_resources(synthesis: Mapping[str, Any], compact: Mapping[str, Any], stimulus_size: int) -> dict[str, int]:
-    """One synthesize_images job: 2 x starts images per neuron, and the adversarial images, per chunk."""
+    """One synthesize_images job: 2 x starts images per neuron, and the adversarial images, per chunk; then the
+    search for the most-driving natural images (regenerated, and each through every model)."""
     images = (
         2 * synthesis["starts"] * synthesis["steps"]
         + 2 * synthesis["adversarial"]["sources"] * synthesis["adversarial"]["steps"]
     )
     seconds = compact["neurons_per_job"] * images * stimulus_size**2 * compact["filters"] ** 2 * SYNTHESIS_SECONDS
-    pool_mb = pool_size(compact) * 3 * stimulus_size**2 / 1e6
-    return {"mem_mb": int(2000 + 2 * pool_mb), "runtime": _runtime(seconds, synthesis["device"])}
+    searched = min(synthesis["natural_search"], pool_size(compact))
+    per_image = compact["image_size"] ** 2 * compact["filters"] ** 2
+    seconds += searched * (POOL_IMAGE_SECONDS + compact["neurons_per_job"] * per_image * STUDENT_SECONDS / 3)
+    # the pool is searched 1,024 images at a time: memory does not grow with it
+    return {"mem_mb": 2000, "runtime": _runtime(seconds, synthesis["device"])}
 
 
 def member_resources(ensemble: Mapping[str, Any], n_train_images: int, feature_side: int) -> dict[str, int]:

@@ -128,7 +128,9 @@ def feature_layers_of(wildcards):
 def compression_settings():
     """What a compression job's models depend on: not which sessions are compressed, nor how the neurons are
     split into jobs (changing those reruns no model)."""
-    return {k: v for k, v in section("compact").items() if k not in ("sessions", "neurons_per_job")}
+    return {
+        k: v for k, v in section("compact").items() if k not in ("sessions", "neurons_per_job", "image_cache_mb")
+    }
 
 
 def compression_chunks(wildcards):

@@ -1,28 +1,6 @@
-# Compact models (docs/method.md section 4): per test session a distillation pool labelled once by the teacher, then
-# one job per chunk of neurons (discovered from the teacher's labels by a checkpoint), then the session's collection.
-
-
-rule distillation_pool:
-    input:
-        dataset=session_dataset(),
-        other_datasets=other_session_datasets,
-    output:
-        pool=f"{DATA}/compact/{{session}}/pool.nc",
-    params:
-        pool=section("compact", "pool"),
-        seed=config["seed"],
-    log:
-        logs("distillation_pool/{session}.log"),
-    benchmark:
-        benchmarks("distillation_pool/{session}.tsv")
-    threads: 1
-    resources:
-        mem_mb=grow(4000),
-        runtime=grow(30),
-    conda:
-        ENV
-    script:
-        "../scripts/distillation_pool.py"
+# Compact models (docs/method.md section 4): per test session the teacher labels its distillation pool (a recipe:
+# images are regenerated where they are needed, never stored), then one job per chunk of neurons (discovered from the
+# teacher's labels by a checkpoint) reads the pool by index, then the session's collection.
 
 
 rule teacher_labels:
@@ -77,9 +55,9 @@ checkpoint plan_compression:
 
 rule compress_neurons:
     input:
-        pool=f"{DATA}/compact/{{session}}/pool.nc",
         teacher=f"{DATA}/compact/{{session}}/teacher.nc",
         dataset=session_dataset(),
+        other_datasets=other_session_datasets,
         plan=f"{DATA}/compact/{{session}}/plan.json",
     output:
         models=directory(f"{DATA}/compact/{{session}}/models/{{chunk}}"),
@@ -96,6 +74,7 @@ rule compress_neurons:
         mem_mb=grow(COMPRESSION_RESOURCES["mem_mb"]),
         runtime=grow(COMPRESSION_RESOURCES["runtime"]),
         gpu=gpus(config["compact"]["device"]),
+        image_cache_mb=config["compact"]["image_cache_mb"],  # a resource, not a param: it changes no model
     conda:
         ENV
     script:

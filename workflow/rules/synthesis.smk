@@ -1,13 +1,16 @@
-# Synthesised images of every compact model: one image set per compression job, then a session's stimulus set.
+# Synthesised images of every compact model: one image set per compression job, then a session's stimulus set. The
+# distillation pool's images they use (the controls, the natural images searched) are regenerated from its recipe.
 
 
 rule synthesize_images:
     input:
         models=f"{DATA}/compact/{{session}}/models/{{chunk}}",
-        pool=f"{DATA}/compact/{{session}}/pool.nc",
+        dataset=session_dataset(),
+        other_datasets=other_session_datasets,
     output:
         stimuli=f"{DATA}/synthesis/{{session}}/chunks/{{chunk}}.nc",
     params:
+        pool=section("compact", "pool"),
         synthesis=section("synthesis"),
         seed=config["seed"],
     log:
@@ -29,11 +32,14 @@ rule collect_stimuli:
     input:
         chunks=synthesis_chunk_files,
         models=compact_chunk_dirs,
-        pool=f"{DATA}/compact/{{session}}/pool.nc",
+        dataset=session_dataset(),
+        other_datasets=other_session_datasets,
     output:
         stimulus_set=directory(f"{DATA}/synthesis/{{session}}/stimulus_set"),
     params:
+        pool=section("compact", "pool"),
         synthesis=section("synthesis"),
+        seed=config["seed"],
     log:
         logs("collect_stimuli/{session}.log"),
     benchmark:

@@ -8,8 +8,11 @@ with logging_to(snakemake.log[0]):
     collect_stimuli(
         chunk_files=list(snakemake.input.chunks),
         chunk_dirs=list(snakemake.input.models),
-        pool=snakemake.input.pool,
+        dataset=snakemake.input.dataset,
+        other_datasets=list(snakemake.input.other_datasets),
         output_dir=snakemake.output.stimulus_set,
+        pool=snakemake.params.pool,
         synthesis=snakemake.params.synthesis,
         session=snakemake.wildcards.session,
+        seed=snakemake.params.seed,
     )

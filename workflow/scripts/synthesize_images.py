@@ -8,8 +8,10 @@ with logging_to(snakemake.log[0]):
     use_threads(snakemake.threads)
     synthesize_images(
         chunk_dir=snakemake.input.models,
-        pool=snakemake.input.pool,
+        dataset=snakemake.input.dataset,
+        other_datasets=list(snakemake.input.other_datasets),
         output=snakemake.output.stimuli,
+        pool=snakemake.params.pool,
         synthesis=snakemake.params.synthesis,
         session=snakemake.wildcards.session,
         seed=snakemake.params.seed,

@@ -17,10 +17,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from compactcortex.compact.distill import DistillSettings, distill, fidelity_r2
+from compactcortex.compact.distill import DistillSettings, distill_pool, squared_correlation
 from compactcortex.compact.prune import PruneSettings, prune
+from compactcortex.compact.stream import PoolData, RangeBatches
 from compactcortex.config import settings_from
-from compactcortex.models.compact import N_LAYERS, CompactModel, initial_student
+from compactcortex.models.compact import N_LAYERS, CompactModel, initial_student, predict
 from compactcortex.models.compact_bank import StudentBank
 from compactcortex.seeding import rng_for
 
@@ -59,17 +60,14 @@ def initial_seed(seed: int, session: str, neuron: str) -> int:
 
 
 def train_students(
-    students: Sequence[CompactModel],
-    images: np.ndarray | torch.Tensor,
-    targets: np.ndarray,
-    settings: DistillSettings,
-    batched: bool,
+    students: Sequence[CompactModel], data: PoolData, settings: DistillSettings, batched: bool
 ) -> list[CompactModel]:
-    """Distil each student on its column of ``targets`` (image, student): one network for all, or one by one."""
+    """Distil each student on its neuron's labels (the pool's neurons, in order): one network for all, or one by
+    one in step (each batch regenerated once for all of them)."""
+    start = time.perf_counter()
     if batched and len(students) > 1:
         bank = StudentBank.from_students(students)
-        start = time.perf_counter()
-        history = distill(bank, images, targets, settings)
+        history = distill_pool([bank], data, settings)[0]
         log.info(
             "%d students as one network: %d steps in %.1f s, last epoch's loss %.3f (summed over students)",
             len(students),
@@ -79,18 +77,28 @@ def train_students(
         )
         dtype = next(students[0].parameters()).dtype
         return [s.to(dtype=dtype, memory_format=torch.contiguous_format) for s in bank.to_students()]
-    for index, student in enumerate(students):
-        start = time.perf_counter()
-        history = distill(student, images, targets[:, index], settings)
-        log.info(
-            "student %d/%d: %d steps in %.1f s, last epoch's loss %.3f",
-            index + 1,
-            len(students),
-            settings.steps,
-            time.perf_counter() - start,
-            history["epoch_loss"][-1],
-        )
+    histories = distill_pool(students, data, settings)
+    log.info(
+        "%d students: %d steps in %.1f s, last epoch's losses %s",
+        len(students),
+        settings.steps,
+        time.perf_counter() - start,
+        [round(history["epoch_loss"][-1], 3) for history in histories],
+    )
     return [student.to(memory_format=torch.contiguous_format) for student in students]
+
+
+def heldout_fidelity(students: Sequence[CompactModel], data: PoolData, batch_size: int = 256) -> list[float]:
+    """Each student's r^2 to its neuron's labels on the pool's held-out images, streamed in batches."""
+    indices = data.heldout_indices()
+    batches = RangeBatches(int(indices[0]), int(indices[-1]) + 1, batch_size)
+    predictions: list[list[np.ndarray]] = [[] for _ in students]
+    for _, images in data.image_batches(batches, len(batches)):
+        x = students[0].preprocess(images)
+        for k, student in enumerate(students):
+            predictions[k].append(predict(student, x, batch_size)[:, 0])
+    targets = data.targets_of(indices)
+    return [float(squared_correlation(np.concatenate(predictions[k]), targets[:, k])[0]) for k in range(len(students))]
 
 
 def fold_output_scale_(model: CompactModel, scale: float, offset: float) -> CompactModel:
@@ -102,65 +110,49 @@ def fold_output_scale_(model: CompactModel, scale: float, offset: float) -> Comp
 
 
 def compress_neurons(
-    pool_images: np.ndarray,
-    labels: np.ndarray,
-    split: np.ndarray,
-    neuron_ids: Sequence[str],
-    settings: CompressSettings,
-    *,
-    seed: int,
-    session: str,
+    data: PoolData, settings: CompressSettings, *, seed: int, session: str
 ) -> list[tuple[CompactModel, dict[str, Any]]]:
-    """One compact model per neuron (row of ``labels``, the teacher's labels of the pool), with its report.
+    """One compact model per neuron of ``data`` (the teacher's labels of the pool), with its report.
 
     The students learn the labels z-scored on the training images; the returned models predict the teacher's units
     (the z-scoring is folded into the readout). Fidelity is r^2 to the teacher on the held-out pool images.
     """
-    labels = np.atleast_2d(np.asarray(labels, dtype=np.float64))
-    if labels.shape != (len(neuron_ids), len(pool_images)) or split.shape != (len(pool_images),):
-        raise ValueError(f"labels {labels.shape}, split {split.shape} and {len(pool_images)} pool images disagree")
-    train, heldout = split == "train", split == "heldout"
-    train_images, heldout_images = pool_images[train], pool_images[heldout]
-    # Each neuron's statistics from its own contiguous row: a reduction over a strided 2-D slice sums in another
-    # order (how many neurons share the array would change the last bit of a neuron's model).
-    mean = np.array([labels[row][train].mean() for row in range(len(labels))])
-    sd = np.array([labels[row][train].std() for row in range(len(labels))])
+    neuron_ids = data.neuron_ids
+    mean, sd = data.label_statistics()
     if np.any(sd == 0):
-        raise ValueError(f"the teacher's labels are constant for {list(np.asarray(neuron_ids)[sd == 0])}")
-    targets = ((labels - mean[:, None]) / sd[:, None]).T  # (image, neuron)
-    means = train_images.reshape(-1, 3).mean(axis=0, dtype=np.float64).tolist()
+        raise ValueError(f"the teacher's labels are constant for {list(neuron_ids[sd == 0])}")
+    data = replace(data, mean=mean, sd=sd)
+    means = data.channel_means(settings.distill.calibration_images)
     seeds = [initial_seed(seed, session, str(neuron)) for neuron in neuron_ids]
     students = [initial_student(settings.filters, settings.image_size, means, s) for s in seeds]
     n = len(students)
-    x_train = students[0].preprocess(train_images)  # the students share the input: preprocessed once
-    x_heldout = students[0].preprocess(heldout_images)
 
     start = time.perf_counter()
-    students = train_students(students, x_train, targets[train], settings.distill, settings.batched)
+    students = train_students(students, data, settings.distill, settings.batched)
     distill_seconds = (time.perf_counter() - start) / n
-    unpruned = [float(fidelity_r2(s, x_heldout, targets[heldout, i])[0]) for i, s in enumerate(students)]
+    unpruned = heldout_fidelity(students, data)
 
-    log.info("distilled %d students; pruning them on %d probe images", n, min(settings.probe_images, train.sum()))
-    probe = np.flatnonzero(train)[: settings.probe_images]
+    probe = np.arange(min(settings.probe_images, data.n_train))
+    log.info("distilled %d students; pruning them on %d probe images", n, probe.size)
+    probe_images, probe_targets = data.images.images(probe), data.targets_of(probe)
     pruned, prune_reports, prune_seconds = [], [], []
     for index, student in enumerate(students):
         start = time.perf_counter()
-        model, report = prune(student, pool_images[probe], targets[probe, index], settings.prune)
+        model, report = prune(student, probe_images, probe_targets[:, index], settings.prune)
         prune_seconds.append(time.perf_counter() - start)
         pruned.append(model)
         prune_reports.append(report)
-    before_retrain = [float(fidelity_r2(m, x_heldout, targets[heldout, i])[0]) for i, m in enumerate(pruned)]
+    before_retrain = heldout_fidelity(pruned, data)
 
     log.info("pruned: filters %s; retraining", [list(m.filters) for m in pruned])
     start = time.perf_counter()
     retrain = replace(settings.distill, steps=settings.retrain_steps)
-    final = train_students(pruned, x_train, targets[train], retrain, settings.batched)
+    final = [model.cpu().eval() for model in train_students(pruned, data, retrain, settings.batched)]
     retrain_seconds = (time.perf_counter() - start) / n
+    fidelities = heldout_fidelity(final, data)
 
     results = []
     for index, model in enumerate(final):
-        model = model.cpu().eval()
-        fidelity = float(fidelity_r2(model, x_heldout, targets[heldout, index])[0])
         fold_output_scale_(model, float(sd[index]), float(mean[index]))
         report = prune_reports[index]
         results.append(
@@ -172,7 +164,7 @@ def compress_neurons(
                     "filters_initial": [settings.filters] * N_LAYERS,
                     "filters": list(model.filters),
                     "n_parameters": model.n_parameters(),
-                    "fidelity_r2": fidelity,
+                    "fidelity_r2": fidelities[index],
                     "fidelity_r2_unpruned": unpruned[index],
                     "fidelity_r2_pruned_before_retraining": before_retrain[index],
                     "kept_filters": report["kept"],
@@ -183,9 +175,10 @@ def compress_neurons(
                         "retrain": retrain_seconds,
                     },
                     "training": {
-                        "pool_train_images": int(train.sum()),
-                        "pool_heldout_images": int(heldout.sum()),
+                        "pool_train_images": data.n_train,
+                        "pool_heldout_images": data.heldout,
                         "probe_images": int(probe.size),
+                        "calibration_images": min(settings.distill.calibration_images, data.n_train),
                         "steps": settings.distill.steps,
                         "retrain_steps": settings.retrain_steps,
                         "batched": settings.batched and n > 1,
@@ -200,7 +193,7 @@ def compress_neurons(
             neuron_ids[index],
             list(model.filters),
             model.n_parameters(),
-            fidelity,
+            fidelities[index],
             unpruned[index],
         )
     return results

@@ -1,27 +1,32 @@
 """Distillation of a teacher into a compact student (docs/method.md section 4).
 
 The teacher's (z-scored) labels on an image pool are the targets; the student is trained by MSE with Adam (lr 1e-4,
-batch 64 in the paper), its depthwise kernels lightly Gaussian-smoothed every few steps.
+batch 64 in the paper), its depthwise kernels lightly Gaussian-smoothed every few steps. The pool is read by index,
+batch by batch (``stream``): its size never reaches memory.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
+from compactcortex.compact.stream import BatchSampler, ImageArray, LabelArray, PoolData, RangeBatches
 from compactcortex.models.compact import CompactModel, predict, smooth_depthwise_kernels_
 
 
 @dataclass
 class DistillSettings:
-    """Training settings. ``steps`` counts Adam updates; batches walk seeded permutations of the pool (epochs).
+    """Training settings. ``steps`` counts Adam updates; batches walk the pool's training images epoch by epoch
+    (``stream.BatchSampler``), every student of a job on the same batches.
 
-    ``recalibrate_batchnorm``: after training, set BatchNorm's running statistics to the pool's (one pass, no
-    gradient), as the running averages lag the weights when the learning rate is large. ``cosine_decay``: anneal the
-    learning rate to 0 over the steps (the paper keeps it constant; short demos converge better annealed).
+    ``recalibrate_batchnorm``: after training, set BatchNorm's running statistics to those of the first
+    ``calibration_images`` training images (one pass, no gradient), as the running averages lag the weights when the
+    learning rate is large. ``cosine_decay``: anneal the learning rate to 0 over the steps (the paper keeps it
+    constant; short demos converge better annealed).
     """
 
     steps: int = 1000
@@ -33,10 +38,11 @@ class DistillSettings:
     device: str = "cpu"
     recalibrate_batchnorm: bool = True
     cosine_decay: bool = False
+    calibration_images: int = 10000
 
     def __post_init__(self) -> None:
-        if self.steps < 1 or self.batch_size < 1 or self.smoothing_every < 1:
-            raise ValueError("steps, batch_size and smoothing_every must be positive")
+        if self.steps < 1 or self.batch_size < 1 or self.smoothing_every < 1 or self.calibration_images < 2:
+            raise ValueError("steps, batch_size, smoothing_every and calibration_images (>= 2) must be positive")
         if not self.learning_rate > 0:
             raise ValueError(f"learning_rate must be positive, got {self.learning_rate}")
         if not self.smoothing_sigma >= 0:
@@ -60,17 +66,11 @@ def per_output_mse(predictions: torch.Tensor, targets: torch.Tensor) -> torch.Te
     return ((predictions - targets) ** 2).mean(dim=0).sum()
 
 
-def _batch_order(n_images: int, batch_size: int, steps: int, seed: int) -> list[np.ndarray]:
-    """Index batches for ``steps`` updates: consecutive slices of a fresh seeded permutation each epoch."""
-    rng = np.random.default_rng(seed)
-    batches: list[np.ndarray] = []
-    while len(batches) < steps:
-        order = rng.permutation(n_images)
-        for start in range(0, n_images, batch_size):
-            batches.append(order[start : start + batch_size])
-            if len(batches) == steps:
-                break
-    return batches
+def network_input(model: CompactModel, images: np.ndarray | torch.Tensor, device: str) -> torch.Tensor:
+    """A batch as the students take it: preprocessed (unless it already is), on ``device``, channels-last (twice as
+    fast on a CPU for these small convolutions, and the layout GPUs prefer)."""
+    x = images if isinstance(images, torch.Tensor) and images.is_floating_point() else model.preprocess(images)
+    return x.to(device).contiguous(memory_format=torch.channels_last)
 
 
 def distill(
@@ -79,69 +79,92 @@ def distill(
     targets: np.ndarray,
     settings: DistillSettings | None = None,
 ) -> dict[str, Any]:
-    """Train ``student`` in place on (images, targets) by MSE; returns the history (loss per step, per epoch).
+    """Train ``student`` in place on images held in memory (uint8 (n, H, W, 3), or already preprocessed) and their
+    targets (n, n_outputs): every image a training image. Returns its history (``distill_pool``)."""
+    n = images.shape[0]
+    y = _as_targets(targets, n, student.n_outputs)
+    data = PoolData(ImageArray(images), LabelArray(y.T, np.arange(y.shape[1]).astype(str)), n, heldout=0, block=n)
+    return distill_pool([student], data, settings or DistillSettings())[0]
 
-    ``images``: uint8 (n, H, W, 3), or already preprocessed (a float tensor); ``targets``: (n, n_outputs), the
-    teacher's z-scored labels. The student is left in eval mode.
-    """
-    settings = settings or DistillSettings()
+
+def distill_pool(
+    students: Sequence[CompactModel],
+    data: PoolData,
+    settings: DistillSettings,
+) -> list[dict[str, Any]]:
+    """Train each student in place by MSE on its columns of the pool's targets (a student with k outputs takes the
+    next k neurons), all on the same batches, step by step: each batch is regenerated once for all of them, and
+    each student gets exactly the updates it would get alone. Returns a history per student (loss per step, per
+    epoch); the students are left in eval mode."""
     torch.manual_seed(settings.seed)
-    # channels-last: twice as fast on CPU for these small convolutions (and the layout GPUs prefer)
-    student.to(settings.device, memory_format=torch.channels_last)
-    x = images if isinstance(images, torch.Tensor) and images.is_floating_point() else student.preprocess(images)
-    x = x.to(settings.device).contiguous(memory_format=torch.channels_last)  # preprocessed once, not per step
-    y = torch.as_tensor(_as_targets(targets, x.shape[0], student.n_outputs), dtype=x.dtype, device=x.device)
-    if x.shape[0] < 2:
-        raise ValueError("distillation needs at least 2 images (BatchNorm in training mode)")
-    optimizer = torch.optim.Adam(student.parameters(), lr=settings.learning_rate)
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: 0.5 * (1 + np.cos(np.pi * step / settings.steps)) if settings.cosine_decay else 1.0
-    )
-    batches = _batch_order(x.shape[0], settings.batch_size, settings.steps, settings.seed)
-    student.train()
-    losses: list[float] = []
-    for step, index in enumerate(batches, start=1):
-        if index.size < 2:  # a lone last image of an epoch: BatchNorm cannot train on it
-            index = np.concatenate([index, batches[0][:1]])
-        batch = torch.as_tensor(index, device=x.device)
-        loss = per_output_mse(student(x[batch]), y[batch])
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        schedule.step()
-        losses.append(float(loss.detach()))
-        if settings.smoothing_sigma > 0 and step % settings.smoothing_every == 0:
-            smooth_depthwise_kernels_(student, settings.smoothing_sigma)
+    if sum(s.n_outputs for s in students) != len(data.neuron_ids):
+        raise ValueError(f"{len(data.neuron_ids)} neurons' labels for students of {[s.n_outputs for s in students]}")
+    bounds = np.cumsum([0] + [s.n_outputs for s in students])
+    optimizers, schedules = [], []
+    for student in students:
+        student.to(settings.device, memory_format=torch.channels_last).train()
+        optimizer = torch.optim.Adam(student.parameters(), lr=settings.learning_rate)
+        schedule = torch.optim.lr_scheduler.LambdaLR(
+            optimizer,
+            lambda step: 0.5 * (1 + np.cos(np.pi * step / settings.steps)) if settings.cosine_decay else 1.0,
+        )
+        optimizers.append(optimizer)
+        schedules.append(schedule)
+    sampler = BatchSampler(data.n_train, settings.batch_size, settings.seed, data.block)
+    losses: list[list[float]] = [[] for _ in students]
+    for step, (indices, images) in enumerate(data.image_batches(sampler, settings.steps), start=1):
+        x = network_input(students[0], images, settings.device)
+        y = torch.as_tensor(data.targets_of(indices), dtype=x.dtype, device=x.device)
+        for k, (student, optimizer, schedule) in enumerate(zip(students, optimizers, schedules, strict=True)):
+            loss = per_output_mse(student(x), y[:, bounds[k] : bounds[k + 1]])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            losses[k].append(float(loss.detach()))
+            if settings.smoothing_sigma > 0 and step % settings.smoothing_every == 0:
+                smooth_depthwise_kernels_(student, settings.smoothing_sigma)
     if settings.recalibrate_batchnorm:
-        recalibrate_batchnorm_(student, x, settings.batch_size)
-    student.eval()
-    per_epoch = max(1, -(-x.shape[0] // settings.batch_size))
-    epoch_loss = [float(np.mean(losses[i : i + per_epoch])) for i in range(0, len(losses), per_epoch)]
-    return {"loss": losses, "epoch_loss": epoch_loss, "steps": len(losses), "n_images": int(x.shape[0])}
+        calibration = RangeBatches(0, min(settings.calibration_images, data.n_train), settings.batch_size)
+        batches = data.image_batches(calibration, len(calibration))
+        recalibrate_batchnorm_(students, (network_input(students[0], images, settings.device) for _, images in batches))
+    per_epoch = sampler.batches_per_epoch
+    histories = []
+    for student, loss in zip(students, losses, strict=True):
+        student.eval()
+        epoch_loss = [float(np.mean(loss[i : i + per_epoch])) for i in range(0, len(loss), per_epoch)]
+        histories.append({"loss": loss, "epoch_loss": epoch_loss, "steps": len(loss), "n_images": data.n_train})
+    return histories
 
 
 @torch.no_grad()
-def recalibrate_batchnorm_(model: CompactModel, x: torch.Tensor, batch_size: int = 256) -> CompactModel:
-    """Set every BatchNorm's running mean and variance to their averages over ``x`` (preprocessed), in place.
-
-    The averages are taken over batches of ``batch_size``, in order (cumulative moving average, momentum None).
-    """
-    was_training = model.training
-    batchnorms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
-    momenta = [m.momentum for m in batchnorms]
-    for m in batchnorms:
-        m.reset_running_stats()
-        m.momentum = None
-    model.train()
+def recalibrate_batchnorm_(
+    models: CompactModel | Sequence[CompactModel], batches: torch.Tensor | Iterable[torch.Tensor], batch_size: int = 256
+) -> None:
+    """Set every BatchNorm's running mean and variance to their averages over the batches of preprocessed images
+    (a tensor is cut into batches of ``batch_size``), in place: a cumulative moving average (momentum None), in
+    order; a batch of one image is skipped."""
+    models = [models] if isinstance(models, CompactModel) else list(models)
+    if isinstance(batches, torch.Tensor):
+        batches = (batches[start : start + batch_size] for start in range(0, batches.shape[0], batch_size))
+    states = []
+    for model in models:
+        batchnorms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+        states.append((model, model.training, batchnorms, [m.momentum for m in batchnorms]))
+        for m in batchnorms:
+            m.reset_running_stats()
+            m.momentum = None
+        model.train()
     try:
-        for start in range(0, x.shape[0], batch_size):
-            if x.shape[0] - start >= 2:
-                model(x[start : start + batch_size])
+        for x in batches:
+            if x.shape[0] >= 2:
+                for model in models:
+                    model(x)
     finally:
-        for m, momentum in zip(batchnorms, momenta, strict=True):
-            m.momentum = momentum
-        model.train(was_training)
-    return model
+        for model, was_training, batchnorms, momenta in states:
+            for m, momentum in zip(batchnorms, momenta, strict=True):
+                m.momentum = momentum
+            model.train(was_training)
 
 
 def squared_correlation(predictions: np.ndarray, targets: np.ndarray) -> np.ndarray:

@@ -21,67 +21,26 @@ from compactcortex.atomic import atomic_directory
 from compactcortex.backbones import load_backbone
 from compactcortex.compact.compress import CompressSettings
 from compactcortex.compact.compress import compress_neurons as compress
-from compactcortex.compact.pool import pool_recipe
 from compactcortex.compact.published import load_published_model
+from compactcortex.compact.stream import CachedImages, PoolData
 from compactcortex.config import config_sha256
 from compactcortex.errors import InputDataError
 from compactcortex.evaluate import comparison_table, held_out_responses
 from compactcortex.io.compact_models import TIMINGS, card_paths, load_compact_model, save_compact_model
 from compactcortex.io.compression_plan import plan_chunks, read_plan, write_plan
 from compactcortex.io.cowley2023 import model_paths, published_models
-from compactcortex.io.image_folders import listing_sha256
-from compactcortex.io.image_sets import read_images, write_image_set
+from compactcortex.io.image_sets import read_images
 from compactcortex.io.members import readout_neurons
 from compactcortex.io.predictions import PredictionIndex, write_predictions
 from compactcortex.io.tables import write_table
-from compactcortex.io.teacher_labels import TeacherLabelWriter, read_teacher_labels
+from compactcortex.io.teacher_labels import CHUNK_IMAGES, TeacherLabels, TeacherLabelWriter, teacher_neurons
 from compactcortex.models.compact import predict
 from compactcortex.models.ensemble import EMBED_BATCH
 from compactcortex.models.teacher import Teacher
+from compactcortex.pool import pool_recipe
 from compactcortex.provenance import code_version, provenance_attrs
 
 log = logging.getLogger(__name__)
-
-
-def distillation_pool(
-    *,
-    dataset: str,
-    other_datasets: Sequence[str] = (),
-    output: str,
-    pool: Mapping[str, Any],
-    session: str,
-    seed: int,
-    batch_size: int = 1024,
-) -> None:
-    """Draw one test session's distillation pool from its recipe (images at the session's image size) and write it,
-    regenerated batch by batch."""
-    recipe = pool_recipe(dataset, other_datasets, pool, session, seed)
-    n = len(recipe)
-    images = np.empty((n, recipe.image_size, recipe.image_size, 3), dtype=np.uint8)
-    for start in tqdm(range(0, n, batch_size), desc="pool", unit="batch", mininterval=10):
-        images[start : start + batch_size] = recipe.images(np.arange(start, min(n, start + batch_size)))
-    image_types = recipe.image_types(np.arange(n))
-    folders = [
-        {
-            "path": str(folder.path),
-            "files": len(folder.files),
-            "listing_sha256": listing_sha256(folder.path, list(folder.files)),
-        }
-        for folder in recipe.folders
-    ]
-    write_image_set(
-        output,
-        images,
-        [f"{session}_distill{index:07d}" for index in range(n)],
-        image_types,
-        {
-            **provenance_attrs({"pool": dict(pool), "session": session, "seed": seed}, [dataset, *other_datasets]),
-            "folders": json.dumps(folders),
-        },
-        extra_coords={"split": recipe.split()},
-    )
-    kinds = dict(zip(*np.unique(image_types, return_counts=True), strict=True))
-    log.info("%s: %d pool images (%d held out): %s", session, n, pool["heldout"], kinds)
 
 
 def teacher_labels(
@@ -120,9 +79,10 @@ def teacher_labels(
         },
         inputs,
     )
-    image_ids = [f"{session}_distill{index:07d}" for index in range(n)]
     neurons = readout_neurons(readouts)
-    with TeacherLabelWriter(output, neurons, image_ids, recipe.split(), attrs) as writer:
+    with TeacherLabelWriter(
+        output, neurons, n, recipe.heldout_start, attrs | {"pool_sources": recipe.describe()}
+    ) as writer:
         for start in tqdm(range(0, n, batch), desc="teacher labels", unit="batch", mininterval=10):
             images = recipe.images(np.arange(start, min(n, start + batch)))
             extracted = backbone.extract(
@@ -140,7 +100,7 @@ def teacher_labels(
 
 def plan_compression(*, teacher: str, output: str, neurons_per_job: int) -> None:
     """The checkpoint: which neurons each compression job of the session trains (from the teacher's neurons)."""
-    _, neuron_ids, _ = read_teacher_labels(teacher)
+    neuron_ids = teacher_neurons(teacher)
     chunks = plan_chunks(neuron_ids, neurons_per_job)
     write_plan(output, chunks, neurons_per_job)
     log.info("%d neurons in %d compression jobs", len(neuron_ids), len(chunks))
@@ -148,45 +108,48 @@ def plan_compression(*, teacher: str, output: str, neurons_per_job: int) -> None
 
 def compress_neurons(
     *,
-    pool: str,
     teacher: str,
     dataset: str,
+    other_datasets: Sequence[str] = (),
     plan: str,
     chunk: str,
     output_dir: str,
     compact: Mapping[str, Any],
     session: str,
     seed: int,
+    cache_mb: int = 0,
+    workers: int = 0,
 ) -> None:
     """Compress the chunk's neurons (distil, prune, rebuild, retrain) and write a state dict and a model card per
-    neuron into ``output_dir``."""
+    neuron into ``output_dir``. The pool is read by index: images regenerated from its recipe (the first
+    ``cache_mb`` of them kept in memory; ``workers`` processes regenerating ahead), the chunk's labels read block by
+    block from the teacher's file."""
     neurons = read_plan(plan).get(chunk)
     if not neurons:
         raise InputDataError(Path(plan), f"names no neurons for {chunk}")
-    labels, teacher_neurons, split = read_teacher_labels(teacher)
-    index = {neuron: i for i, neuron in enumerate(teacher_neurons)}
-    missing = [n for n in neurons if n not in index]
-    if missing:
-        raise InputDataError(Path(teacher), f"has no labels for {missing} (stale plan?)")
-    pool_images, _ = read_images(pool)
-    if len(pool_images) != labels.shape[1]:
-        raise InputDataError(
-            Path(teacher), f"labels {labels.shape[1]} images but the pool {pool} has {len(pool_images)}"
+    recipe = pool_recipe(dataset, other_datasets, compact["pool"], session, seed)
+    with TeacherLabels(teacher, neurons) as labels:
+        if (labels.n_images, labels.heldout_start) != (len(recipe), recipe.heldout_start):
+            raise InputDataError(
+                Path(teacher),
+                f"labels a pool of {labels.n_images} images held out from {labels.heldout_start}, but the config's "
+                f"pool has {len(recipe)} held out from {recipe.heldout_start}: rerun rule teacher_labels",
+            )
+        data = PoolData(
+            CachedImages(recipe, cache_mb * 2**20), labels, len(recipe), recipe.heldout, CHUNK_IMAGES, workers
         )
-    settings = CompressSettings.from_config(compact, seed, session, compact["device"])
-    log.info(
-        "%s %s: %d neurons, %s students", session, chunk, len(neurons), "batched" if settings.batched else "one-by-one"
-    )
-    results = compress(
-        pool_images, labels[[index[n] for n in neurons]], split, neurons, settings, seed=seed, session=session
-    )
+        settings = CompressSettings.from_config(compact, seed, session, compact["device"])
+        log.info(
+            "%s %s: %d neurons, %s students", session, chunk, len(neurons), "batched" if settings.batched else "in step"
+        )
+        results = compress(data, settings, seed=seed, session=session)
+    inputs = [teacher, dataset, *other_datasets]
+    neurons = [report["neuron"] for _, report in results]
     session_images, _ = read_images(dataset)
     held = held_out_responses(dataset, np.asarray(neurons))
     predictions = np.stack([predict(model, session_images)[:, 0] for model, _ in results])
     accuracy = held.accuracy(predictions)
-    provenance = provenance_attrs(
-        {"compact": dict(compact), "seed": seed, "session": session}, [pool, teacher, dataset]
-    )
+    provenance = provenance_attrs({"compact": dict(compact), "seed": seed, "session": session}, inputs)
     with atomic_directory(output_dir) as temporary:
         for i, (model, report) in enumerate(results):
             card = {

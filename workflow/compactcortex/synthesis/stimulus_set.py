@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -19,9 +18,9 @@ import torch
 from tqdm import tqdm
 
 from compactcortex.config import settings_from
-from compactcortex.errors import InputDataError
 from compactcortex.io.stimulus_sets import ADVERSARIAL_DOWN, ADVERSARIAL_UP, MAXIMIZING, MINIMIZING, NATURAL_TOP
 from compactcortex.models.compact import CompactModel, predict
+from compactcortex.pool import PoolRecipe, pool_image_id
 from compactcortex.seeding import rng_for
 from compactcortex.synthesis.images import (
     AdversarialSettings,
@@ -41,6 +40,7 @@ class StimulusDesign:
 
     starts: int  # maximizing images (random starts), and as many minimizing ones
     natural_top: int  # most-driving natural images of the pool
+    natural_search: int  # among the natural images of the pool's first indices
     controls: int  # natural images shown to every neuron
     adversarial_sources: int  # controls perturbed up and down, per neuron
     synthesis: SynthesisSettings
@@ -61,14 +61,38 @@ class StimulusDesign:
         )
 
 
-def control_indices(image_types: np.ndarray, split: np.ndarray, n_controls: int, pool: str | Path) -> np.ndarray:
-    """The first ``n_controls`` natural images of the held-out pool (never trained on), by pool order."""
-    candidates = np.flatnonzero((image_types == "natural") & (split == "heldout"))
+def control_indices(pool: PoolRecipe, n_controls: int) -> np.ndarray:
+    """The first ``n_controls`` natural images of the held-out pool (never trained on), by pool index."""
+    candidates = pool.natural_indices(pool.heldout_start, len(pool))
     if len(candidates) < n_controls:
-        raise InputDataError(
-            Path(pool), f"holds {len(candidates)} held-out natural images; synthesis.controls asks for {n_controls}"
+        raise ValueError(
+            f"the held-out distillation pool holds {len(candidates)} natural images; synthesis.controls asks for "
+            f"{n_controls} (raise compact.pool.heldout or the natural images' share)"
         )
     return candidates[:n_controls]
+
+
+def most_driving_natural(
+    models: Sequence[CompactModel], pool: PoolRecipe, n_search: int, top: int, batch_size: int = 1024
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Each model's ``top`` natural images of the first ``n_search`` pool indices (a random sample of the pool: its
+    order is shuffled), as (pool indices, predictions) by decreasing prediction, ties to the lower index. Streamed
+    in batches: memory does not grow with the search."""
+    best = [(np.empty(0, dtype=np.int64), np.empty(0)) for _ in models]
+    stop = min(n_search, len(pool))
+    for start in tqdm(range(0, stop, batch_size), desc="natural images", unit="batch", mininterval=10):
+        natural = pool.natural_indices(start, min(stop, start + batch_size))
+        if natural.size == 0:
+            continue
+        images = pool.images(natural)
+        for k, model in enumerate(models):
+            indices = np.concatenate([best[k][0], natural])
+            predicted = np.concatenate([best[k][1], predict(model, images)[:, 0]])
+            order = np.lexsort((indices, -predicted))[:top]
+            best[k] = (indices[order], predicted[order])
+    if any(len(indices) < top for indices, _ in best):
+        raise ValueError(f"the first {stop} pool images hold fewer than synthesis.natural_top = {top} natural ones")
+    return best
 
 
 def _stack(per_neuron: Sequence[np.ndarray], group: Sequence[int], device: str) -> torch.Tensor:
@@ -84,18 +108,18 @@ def _to_uint8(pixels: torch.Tensor) -> np.ndarray:
 def neuron_stimuli(
     models: Sequence[CompactModel],
     neurons: Sequence[str],
-    pool: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
-    controls: np.ndarray,
+    pool: PoolRecipe,
     design: StimulusDesign,
     seed: int,
 ) -> list[dict[str, Any]]:
     """Every neuron's images: one row per image with its pixels (uint8, H, W, 3), kind, source and prediction."""
-    images, image_ids, image_types, _ = pool
-    size = images.shape[1]
+    controls = control_indices(pool, design.controls)
+    control_images = pool.images(controls)
+    size = pool.image_size
     # one draw per neuron: its images do not depend on how the neurons are grouped into jobs
     starts = [white_noise(rng_for(seed, "synthesis", n), 2 * design.starts, size, NOISE_STD) for n in neurons]
-    sources = [adversarial_sources(model, images[controls], controls, design.adversarial_sources) for model in models]
-    source_pixels = [images[s].transpose(0, 3, 1, 2).repeat(2, axis=0).astype(np.float64) for s in sources]
+    sources = [adversarial_sources(model, control_images, design.adversarial_sources) for model in models]
+    source_pixels = [control_images[s].transpose(0, 3, 1, 2).repeat(2, axis=0).astype(np.float64) for s in sources]
     synthesis_direction = torch.tensor([1.0] * design.starts + [-1.0] * design.starts)
     adversarial_direction = torch.tensor([1.0, -1.0] * design.adversarial_sources)
     groups = [list(range(len(models)))] if design.batched else [[i] for i in range(len(models))]
@@ -117,25 +141,25 @@ def neuron_stimuli(
             adversarial_images = _to_uint8(perturbed[:, column])
             for j in range(2 * design.adversarial_sources):
                 kind = ADVERSARIAL_UP if j % 2 == 0 else ADVERSARIAL_DOWN
-                source = image_ids[sources[i][j // 2]]
+                source = pool_image_id(pool.session, int(controls[sources[i][j // 2]]))
                 rows_of[neuron].append(
                     _row(neuron, kind, j // 2, adversarial_images[j], source, adversarial_responses[j, column])
                 )
-    natural = np.flatnonzero(image_types == "natural")
-    for model, neuron in zip(models, neurons, strict=True):
-        predicted = predict(model, images[natural])[:, 0]
-        for rank, index in enumerate(np.argsort(-predicted, kind="stable")[: design.natural_top]):
-            rows_of[neuron].append(
-                _row(neuron, NATURAL_TOP, rank, images[natural[index]], image_ids[natural[index]], predicted[index])
-            )
+    natural = most_driving_natural(models, pool, design.natural_search, design.natural_top)
+    for neuron, (indices, predicted) in zip(neurons, natural, strict=True):
+        images = pool.images(indices)
+        for rank, (index, image, value) in enumerate(zip(indices, images, predicted, strict=True)):
+            source = pool_image_id(pool.session, int(index))
+            rows_of[neuron].append(_row(neuron, NATURAL_TOP, rank, image, source, value))
     return [row for neuron in neurons for row in rows_of[neuron]]
 
 
-def adversarial_sources(model: CompactModel, control_images: np.ndarray, controls: np.ndarray, n: int) -> np.ndarray:
-    """The ``n`` controls the model predicts to drive its neuron most: a neuron silent on an image cannot be driven
-    lower (and a rectified model has no gradient there), so these leave room both ways."""
+def adversarial_sources(model: CompactModel, control_images: np.ndarray, n: int) -> np.ndarray:
+    """The positions among the controls of the ``n`` the model predicts to drive its neuron most: a neuron silent
+    on an image cannot be driven lower (and a rectified model has no gradient there), so these leave room both
+    ways."""
     predicted = predict(model, control_images)[:, 0]
-    return controls[np.argsort(-predicted, kind="stable")[:n]]
+    return np.argsort(-predicted, kind="stable")[:n]
 
 
 def _row(neuron: str, kind: str, index: int, pixels: np.ndarray, source: str, predicted: Any) -> dict[str, Any]:

@@ -18,6 +18,7 @@ network, so a job needs no table of the pool's size); the last ``heldout`` indic
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +28,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from compactcortex.io.image_folders import list_images, read_square_image
+from compactcortex.io.image_folders import list_images, listing_sha256, read_square_image
 from compactcortex.io.image_sets import read_images
 from compactcortex.io.predictions import halves
 from compactcortex.seeding import rng_for
@@ -40,6 +41,11 @@ FEISTEL_ROUNDS = 6
 MAX_SHIFT = 1 / 8  # of the image side
 MAX_ZOOM = 1.25
 CONTRAST_RANGE = (0.8, 1.2)
+
+
+def pool_image_id(session: str, index: int) -> str:
+    """The name of pool image ``index`` of a session (in stimulus sets: a control, a natural image's source)."""
+    return f"{session}_distill{index:07d}"
 
 
 def augment_images(rng: np.random.Generator, images: np.ndarray, n: int) -> np.ndarray:
@@ -157,9 +163,27 @@ class PoolRecipe:
     def __len__(self) -> int:
         return sum(count for _, count in self.sources)
 
+    @property
+    def heldout_start(self) -> int:
+        """The first held-out index: the last ``heldout`` indices are never trained on."""
+        return len(self) - self.heldout
+
     def split(self) -> np.ndarray:
-        """'train' or 'heldout' per index: the last ``heldout`` indices are held out."""
+        """'train' or 'heldout' per index (for small pools: a table of the pool's size)."""
         return pool_split(len(self), self.heldout)
+
+    def describe(self) -> str:
+        """The recipe's sources and counts, and its folders' file listings (by checksum), as JSON: provenance."""
+        folders = [
+            {"path": str(f.path), "files": len(f.files), "listing_sha256": listing_sha256(f.path, list(f.files))}
+            for f in self.folders
+        ]
+        return json.dumps({"sources": dict(self.sources), "heldout": self.heldout, "folders": folders})
+
+    def natural_indices(self, start: int, stop: int) -> np.ndarray:
+        """The indices in start..stop-1 that are procedural natural images (``stimuli``' natural crops)."""
+        indices = np.arange(start, stop)
+        return indices[self.image_types(indices) == "natural"]
 
     def locate(self, indices: np.ndarray) -> list[tuple[str, int]]:
         """(source, index within the source) of each pool index."""
