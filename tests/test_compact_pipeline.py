@@ -730,3 +730,22 @@ def test_a_streamed_pool_gives_the_models_of_the_pool_drawn_in_one_piece(tmp_pat
             }
     fidelities = [report["fidelity_r2"] for _, report in streamed]
     assert min(fidelities) > 0.05 and max(fidelities) > 0.5  # they learnt (a short run: observed 0.10 and 0.68)
+
+
+def test_loader_workers_regenerate_the_batches_the_job_would(tmp_path: Path) -> None:
+    """On a GPU, loader processes regenerate the coming batches: the same indices and bytes, in the same order."""
+    rate = np.random.default_rng(0).uniform(1, 5, (2, 40))
+    dataset = _session_dataset(tmp_path, rate, 2, "single_trial", image_size=32)
+    config = {"images": {"natural": 150, "dots": 50}, "augmented": 40, "other_sessions": 0, "folders": []}
+    recipe = pool_recipe(str(dataset), [], {**config, "heldout": 40}, "s3", seed=0)
+    labels = LabelArray(np.zeros((1, len(recipe)), dtype=np.float32), np.array(["n"]))
+    sampler = BatchSampler(recipe.heldout_start, 32, seed=1, block=64)
+    batches = {}
+    for workers in (0, 2):
+        data = PoolData(recipe, labels, len(recipe), recipe.heldout, 64, workers=workers)
+        batches[workers] = list(data.image_batches(sampler, 9))  # more than an epoch (7 batches)
+    assert len(batches[2]) == 9
+    for (indices, images), (indices_2, images_2) in zip(batches[0], batches[2], strict=True):
+        np.testing.assert_array_equal(indices, indices_2)
+        np.testing.assert_array_equal(images, images_2)
+        np.testing.assert_array_equal(images, recipe.images(indices))

@@ -16,6 +16,7 @@ import torch
 
 from compactcortex.compact.stream import BatchSampler, ImageArray, LabelArray, PoolData, RangeBatches
 from compactcortex.models.compact import CompactModel, predict, smooth_depthwise_kernels_
+from compactcortex.models.ensemble import autocast_for
 
 
 @dataclass
@@ -116,7 +117,9 @@ def distill_pool(
         x = network_input(students[0], images, settings.device)
         y = torch.as_tensor(data.targets_of(indices), dtype=x.dtype, device=x.device)
         for k, (student, optimizer, schedule) in enumerate(zip(students, optimizers, schedules, strict=True)):
-            loss = per_output_mse(student(x), y[:, bounds[k] : bounds[k + 1]])
+            with autocast_for(settings.device):  # bf16 on a GPU, as the ensemble; plain float32 on a CPU
+                predictions = student(x)
+            loss = per_output_mse(predictions.to(y.dtype), y[:, bounds[k] : bounds[k + 1]])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
