@@ -48,4 +48,5 @@ rule all:
         rules.figure_synthesis.output,
         rules.figure_compressibility.output,
         rules.figure_dots.output,
+        rules.figure_published_models.output if PUBLISHED_SESSIONS else [],
         rules.manifest.output,

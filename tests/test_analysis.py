@@ -415,3 +415,118 @@ def test_ablation_table_with_every_channel_key_has_no_rest_row(model_and_images:
     assert len(table) == 1 + n + 1
     assert table.iloc[-1]["silenced"] == f"the {n} key channels"
     assert table.iloc[-1]["channels"] == " ".join(map(str, range(n)))
+
+
+# --- the paper's own compact models through the same analyses ---
+
+
+def test_the_published_models_filter_counts_give_the_papers_consolidation_step(cowley_dir) -> None:  # noqa: ANN001
+    """From their filter counts alone (issue 15): median [48, 57, 3, 7, 3] filters per layer, and the narrowest of
+    layers 1-4 is L2 in 79 of the 122 published models and L4 in 38."""
+    from compactcortex.analysis.compressibility import bottleneck_layer as narrowest
+    from compactcortex.io.cowley2023 import model_paths, published_models
+    from compactcortex.io.cowley2023_models import read_filter_counts
+
+    counts = np.array([read_filter_counts(model_paths(cowley_dir, s, n)[1]) for s, n in published_models(cowley_dir)])
+    assert len(counts) == 122
+    assert np.median(counts, axis=0).tolist() == [48, 57, 3, 7, 3]
+    layers = pd.Series([narrowest(c) for c in counts]).value_counts()
+    assert (layers[2], layers[4]) == (79, 38)
+
+
+def test_the_published_models_analysis_job(cowley_dir, tmp_path) -> None:  # noqa: ANN001
+    """The job on session 190923's 33 published models (their natural responses predicted here for 60 of the
+    session's images): one row per model with its stored filter counts, their early filters clustered against
+    random filters, and a finite dot selectivity each."""
+    from compactcortex.compact.published import load_published_model
+    from compactcortex.io.cowley2023 import published_models
+    from compactcortex.io.cowley2023_models import read_session_images
+    from compactcortex.io.early_filters import read_early_filters
+    from compactcortex.io.predictions import PredictionIndex, write_predictions
+    from compactcortex.io.tables import read_table
+    from compactcortex.jobs.figures import analyze_published_models
+
+    numbers = [n for s, n in published_models(cowley_dir) if s == "190923"]
+    images = read_session_images(cowley_dir, "190923", np.arange(1, 61))
+    models = {n: load_published_model(cowley_dir, "190923", n, dtype=torch.float32) for n in numbers}
+    natural = np.stack([predict(models[n], images)[:, 0] for n in numbers])
+    index = PredictionIndex("190923", np.array([f"190923_n{n:03d}" for n in numbers]), np.arange(60).astype(str))
+    predictions = tmp_path / "190923.nc"
+    write_predictions(predictions, natural, index, {}, [])
+    out = {name: tmp_path / name for name in ("filters.csv", "early.nc", "dots.csv")}
+    analyze_published_models(
+        root=str(cowley_dir), predictions=[str(predictions)], table_output=str(out["filters.csv"]),
+        filters_output=str(out["early.nc"]), selectivity_output=str(out["dots.csv"]), clusters=8, cover=0.5,
+        threshold=1.0, seed=0,
+    )  # fmt: skip
+    table = read_table(out["filters.csv"])
+    assert len(table) == len(numbers) == 33
+    first = models[numbers[0]]
+    assert table.iloc[0][[f"filters_layer{k}" for k in range(5)]].tolist() == list(first.filters)
+    assert table.iloc[0]["n_parameters"] == first.n_parameters()
+    dots = read_table(out["dots.csv"])
+    assert np.isfinite(dots["dot_selectivity"]).all() and dots["dot_selective"].dtype == bool
+    with read_early_filters(out["early.nc"]) as clusters:
+        assert clusters["trained_coverage"].shape == (8,) and clusters.sizes["filter"] == table["filters_layer0"].sum()
+        assert 0 <= float(clusters["trained_coverage_random"][-1]) <= 1
+    # the summary's block and the figure beside this pipeline's models (here the same tables stand in for them)
+    from compactcortex.jobs.figures import figure_published_models
+    from compactcortex.summary import published_analysis_summary
+
+    outputs = [str(out[name]) for name in ("filters.csv", "early.nc", "dots.csv")]
+    block = published_analysis_summary(*outputs)
+    assert block["n_models"] == 33 and block["filters_per_layer_median"] == table.iloc[:, 2:7].median().tolist()
+    assert sum(block["bottleneck_layer_counts"].values()) == 33
+    assert block["n_dot_selective"] == int(dots["dot_selective"].sum())
+    png, pdf = tmp_path / "figure.png", tmp_path / "figure.pdf"
+    figure_published_models(ours=outputs, published=outputs, threshold=1.0, png=str(png), pdf=str(pdf))
+    assert png.stat().st_size > 10_000 and pdf.stat().st_size > 5_000
+
+
+def test_synthesised_images_are_scored_on_the_published_model_of_the_same_neuron(cowley_dir, tmp_path) -> None:  # noqa: ANN001
+    """A hand-made stimulus set for neuron 0 of session 190923: its 'maximizing' images are the session images the
+    published model predicts highest, its adversarial images move that prediction up and down. The check scores
+    them on the published model as the closed loop scores a recording: significant, a drive ratio above 1 in spike
+    counts, every adversarial image the intended way."""
+    from compactcortex.compact.published import load_published_model
+    from compactcortex.io.image_sets import read_images
+    from compactcortex.io.session_dataset import repeat_means
+    from compactcortex.io.stimulus_sets import write_stimuli
+    from compactcortex.io.tables import read_table
+    from compactcortex.jobs.closed_loop import check_synthesis_on_published
+    from compactcortex.jobs.preprocess import ingest_cowley_session
+    from tests.conftest import PREPROCESS_PARAMS
+
+    dataset = tmp_path / "190923.nc"
+    ingest_cowley_session(cowley_dir, "190923", dataset, params=PREPROCESS_PARAMS, seed=0, monkey="WE")
+    responses = repeat_means(dataset)
+    images, image_ids = read_images(dataset)
+    model = load_published_model(cowley_dir, "190923", 0, dtype=torch.float32)
+    candidates = np.arange(60, 360)
+    order = candidates[np.argsort(-predict(model, images[candidates])[:, 0])]
+    neuron = "190923_n000"
+    assert neuron in responses.columns
+    rows = [(i, "control", "", "") for i in range(60)]
+    rows += [(i, "maximizing", neuron, "") for i in order[:4]] + [(i, "minimizing", neuron, "") for i in order[-4:]]
+    rows += [(i, "natural_top", neuron, "") for i in order[4:7]]
+    rows += [(order[7], "adversarial_up", neuron, image_ids[0]), (order[-5], "adversarial_down", neuron, image_ids[0])]
+    ids = [f"x{k:03d}" for k in range(len(rows))]
+    for k, row in enumerate(rows):
+        if row[1] == "control":
+            ids[k] = image_ids[row[0]]
+    stimuli = tmp_path / "stimuli.nc"
+    write_stimuli(
+        stimuli, images[[row[0] for row in rows]], np.array(ids), np.array([row[1] for row in rows]),
+        {"neuron": np.array([r[2] for r in rows]), "source": np.array([r[3] for r in rows]),
+         "predicted": np.zeros(len(rows))}, {},
+    )  # fmt: skip
+    scores, adversarial = tmp_path / "scores.csv", tmp_path / "adversarial.csv"
+    check_synthesis_on_published(
+        stimuli=str(stimuli), dataset=str(dataset), root=str(cowley_dir), scores_output=str(scores),
+        adversarial_output=str(adversarial), closed_loop={"permutations": 999}, seed=0, session="190923",
+    )  # fmt: skip
+    table = read_table(scores)
+    assert table["neuron"].tolist() == [neuron] and table["drive_from"].iloc[0] == "published compact model"
+    assert table["p_maximizing_beats_natural"].iloc[0] < 0.05 and table["drive_ratio"].iloc[0] > 1
+    moved = read_table(adversarial)
+    assert len(moved) == 2 and moved["recorded_correct"].all()

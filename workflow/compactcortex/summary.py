@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from compactcortex.io.compact_models import FILTER_COLUMNS
 from compactcortex.io.early_filters import clusters_to_cover, read_early_filters
 from compactcortex.io.members import ensemble_parameters, read_member
 from compactcortex.io.session_dataset import open_session_dataset
@@ -192,3 +193,29 @@ def analysis_summary(
             number_or_none(float(truly[dots["dot_selective"]].mean())) if dots["dot_selective"].any() else None
         )
     return block
+
+
+def published_analysis_summary(
+    filters_table: str | Path, early_filters: str | Path, selectivity: str | Path
+) -> dict[str, Any]:
+    """The paper's own compact models through the same analyses: filters per layer, the consolidation step, shared
+    early filters and dot selectivity."""
+    table = read_table(filters_table)
+    with read_early_filters(early_filters) as clusters:
+        coverage = clusters["trained_coverage"].values
+        random = clusters["trained_coverage_random"].values
+    dots = read_table(selectivity)
+    return {
+        "n_models": len(table),
+        "filters_per_layer_median": [float(v) for v in table[FILTER_COLUMNS].median()],
+        "median_params": number_or_none(float(table["n_parameters"].median())),
+        "bottleneck_layer_counts": {
+            f"layer{k}": int(v) for k, v in table["bottleneck_layer"].value_counts().sort_index().items()
+        },
+        "early_filter_clusters": int(len(coverage)),
+        "early_filters_clusters_for_80pct": clusters_to_cover(coverage),
+        "early_filters_share_covered": number_or_none(float(coverage[-1])),
+        "early_filters_share_covered_random": number_or_none(float(random[-1])),
+        "n_dot_selective": int(dots["dot_selective"].sum()),
+        "median_dot_selectivity": number_or_none(float(dots["dot_selectivity"].median())),
+    }

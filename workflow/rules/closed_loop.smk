@@ -78,3 +78,27 @@ rule score_closed_loop:
         ENV
     script:
         "../scripts/score_closed_loop.py"
+
+
+rule check_synthesis_on_published:
+    input:
+        stimulus_set=f"{DATA}/synthesis/{{session}}/stimulus_set",
+        dataset=session_dataset(),
+    output:
+        scores=f"{DATA}/closed_loop/{{session}}/published_check_scores.csv",
+        adversarial=f"{DATA}/closed_loop/{{session}}/published_check_adversarial.csv",
+    params:
+        root=SOURCE.get("path", ""),
+        closed_loop=section("closed_loop"),
+        seed=config["seed"],
+    log:
+        logs("check_synthesis_on_published/{session}.log"),
+    benchmark:
+        benchmarks("check_synthesis_on_published/{session}.tsv")
+    threads: 1
+    resources:
+        mem_mb=grow(2000),
+    conda:
+        ENV
+    script:
+        "../scripts/check_synthesis_on_published.py"

@@ -165,6 +165,7 @@ def published_sessions():
 
 
 PUBLISHED_SESSIONS = published_sessions()
+PUBLISHED_CHECK_SESSIONS = [s for s in COMPACT_SESSIONS if s in PUBLISHED_SESSIONS]  # synthesis shown to their models
 
 
 def gpus(device):

@@ -47,6 +47,31 @@ rule analyze_dots:
         "../scripts/analyze_dots.py"
 
 
+rule analyze_published_models:
+    input:
+        predictions=expand(f"{DATA}/compact/published/{{session}}.nc", session=PUBLISHED_SESSIONS),
+    output:
+        table=f"{DATA}/analysis/published/filters_per_layer.csv",
+        early_filters=f"{DATA}/analysis/published/early_filters.nc",
+        selectivity=f"{DATA}/analysis/published/dot_selectivity.csv",
+    params:
+        root=SOURCE.get("path", ""),
+        analysis=section("analysis"),
+        seed=config["seed"],
+    log:
+        logs("analyze_published_models.log"),
+    benchmark:
+        benchmarks("analyze_published_models.tsv")
+    threads: 1
+    resources:
+        mem_mb=grow(2000),
+        runtime=grow(20),
+    conda:
+        ENV
+    script:
+        "../scripts/analyze_published_models.py"
+
+
 rule figure_accuracy:
     input:
         evaluations=expand(f"{DATA}/evaluation/{{session}}.csv", session=COMPACT_SESSIONS),
@@ -153,3 +178,34 @@ rule figure_dots:
         ENV
     script:
         "../scripts/figure_dots.py"
+
+
+rule figure_published_models:
+    input:
+        table=f"{DATA}/analysis/filters_per_layer.csv",
+        early_filters=f"{DATA}/analysis/early_filters.nc",
+        selectivity=f"{DATA}/analysis/dot_selectivity.csv",
+        published_table=rules.analyze_published_models.output.table,
+        published_early_filters=rules.analyze_published_models.output.early_filters,
+        published_selectivity=rules.analyze_published_models.output.selectivity,
+    output:
+        png=report(
+            f"{DATA}/figures/published_models.png",
+            caption="../report/published_models.rst",
+            category="Figures",
+            labels={"figure": "the paper's own compact models beside this pipeline's"},
+        ),
+        pdf=f"{DATA}/figures/published_models.pdf",
+    params:
+        threshold=config["analysis"]["dot_threshold"],
+    log:
+        logs("figure_published_models.log"),
+    benchmark:
+        benchmarks("figure_published_models.tsv")
+    threads: 1
+    resources:
+        mem_mb=grow(2000),
+    conda:
+        ENV
+    script:
+        "../scripts/figure_published_models.py"

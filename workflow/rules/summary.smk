@@ -14,10 +14,19 @@ rule summary:
         closed_loop_adversarial=expand(
             f"{DATA}/closed_loop/{{session}}/adversarial.csv", session=CLOSED_LOOP_SESSIONS
         ),
+        published_check_scores=expand(
+            f"{DATA}/closed_loop/{{session}}/published_check_scores.csv", session=PUBLISHED_CHECK_SESSIONS
+        ),
+        published_check_adversarial=expand(
+            f"{DATA}/closed_loop/{{session}}/published_check_adversarial.csv", session=PUBLISHED_CHECK_SESSIONS
+        ),
         filters_table=f"{DATA}/analysis/filters_per_layer.csv",
         early_filters=f"{DATA}/analysis/early_filters.nc",
         dot_selectivity=f"{DATA}/analysis/dot_selectivity.csv",
         dot_ablation=f"{DATA}/analysis/dot_ablation.csv",
+        published_filters_table=rules.analyze_published_models.output.table if PUBLISHED_SESSIONS else [],
+        published_early_filters=rules.analyze_published_models.output.early_filters if PUBLISHED_SESSIONS else [],
+        published_dot_selectivity=rules.analyze_published_models.output.selectivity if PUBLISHED_SESSIONS else [],
     output:
         summary=f"{DATA}/summary.json",
     params:
@@ -44,6 +53,7 @@ rule manifest:
         rules.figure_synthesis.output,
         rules.figure_compressibility.output,
         rules.figure_dots.output,
+        rules.figure_published_models.output if PUBLISHED_SESSIONS else [],
     output:
         manifest=f"{DATA}/MANIFEST",
     params:

@@ -14,11 +14,22 @@ with logging_to(snakemake.log[0]):
         compact_tables=snakemake.input.compact_models,
         closed_loop_scores=snakemake.input.closed_loop_scores,
         closed_loop_adversarial=snakemake.input.closed_loop_adversarial,
+        published_check_scores=snakemake.input.published_check_scores,
+        published_check_adversarial=snakemake.input.published_check_adversarial,
         analysis={
             "filters_table": snakemake.input.filters_table,
             "early_filters": snakemake.input.early_filters,
             "selectivity": snakemake.input.dot_selectivity,
             "ablation": snakemake.input.dot_ablation,
         },
+        published_analysis=(
+            {
+                "filters_table": snakemake.input.published_filters_table,
+                "early_filters": snakemake.input.published_early_filters,
+                "selectivity": snakemake.input.published_dot_selectivity,
+            }
+            if snakemake.input.published_filters_table
+            else None
+        ),
         simulated=snakemake.params.simulated,
     )

@@ -17,10 +17,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import xarray as xr
 
 from compactcortex.io.compact_models import FILTER_COLUMNS
 from compactcortex.io.tables import read_table
 from compactcortex.models.compact import CompactModel, initial_student
+from compactcortex.seeding import rng_for
 
 log = logging.getLogger(__name__)
 
@@ -52,12 +54,22 @@ def _layer0(model: CompactModel) -> np.ndarray:
     return model.layers["layer0_conv"].weight.detach().double().flatten(1).numpy()
 
 
+def _bn_sign(model: CompactModel) -> np.ndarray:
+    sign = np.sign(model.layers["layer0_bn"].weight.detach().double().numpy())
+    return np.where(sign == 0, 1.0, sign)[:, None]
+
+
+def trained_early_filters(model: CompactModel) -> np.ndarray:
+    """A model's layer-0 kernels (filters, 75), signed by their BatchNorm scale, unit length (any compact model,
+    the published ones included)."""
+    return _unit_rows(_layer0(model) * _bn_sign(model))
+
+
 def early_filters(model: CompactModel, card: Mapping[str, Any]) -> dict[str, np.ndarray]:
     """A model's layer-0 kernels (filters, 75), signed by their BatchNorm scale, unit length: as trained
     (``trained``) and what training added to the seeded initial kernels (``learned``; at demo training lengths
     the initial random kernels are still a large part of the trained ones)."""
-    sign = np.sign(model.layers["layer0_bn"].weight.detach().double().numpy())
-    sign = np.where(sign == 0, 1.0, sign)[:, None]
+    sign = _bn_sign(model)
     architecture = card["architecture"]
     initial = initial_student(
         card["filters_initial"][0], architecture["image_size"], architecture["means"], card["init_seed"]
@@ -135,3 +147,55 @@ def cluster_early_filters(
         "coverage_random": random_coverage,
         "threshold": threshold,
     }
+
+
+def early_filter_dataset(
+    found: Mapping[str, Sequence[np.ndarray]],
+    model_of: np.ndarray,
+    neurons: Sequence[str],
+    clusters: int,
+    cover: float,
+    seed: int,
+    attrs: Mapping[str, Any],
+) -> tuple[xr.Dataset, list[str]]:
+    """The clustering of each kind of early filters (``found``: kind -> per-model (filters, 75) arrays; ``model_of``
+    the model of every filter), against random filters of the same count, as one dataset, and a line per kind."""
+    variables: dict[str, Any] = {}
+    notes = []
+    for name, parts in found.items():
+        result = cluster_early_filters(
+            np.concatenate(parts), model_of, clusters, cover, rng_for(seed, "analysis", name)
+        )
+        side = int(round(np.sqrt(result["centres"].shape[1] / 3)))
+        variables |= {
+            f"{name}_centre": (("cluster", "channel", "y", "x"), result["centres"].reshape(-1, 3, side, side)),
+            f"{name}_coverage": (("n_clusters",), result["coverage"]),
+            f"{name}_coverage_random": (("n_clusters",), result["coverage_random"]),
+            f"{name}_cluster": (("filter",), result["labels"]),
+            f"{name}_similarity": (("filter",), result["similarity"]),
+            f"{name}_similarity_random": (("filter",), result["similarity_random"]),
+            f"{name}_threshold": ((), result["threshold"]),
+        }
+        similarity, random = np.median(result["similarity"]), np.median(result["similarity_random"])
+        notes.append(
+            f"{name}: median similarity {similarity:.2f} (random {random:.2f}); {clusters} clusters cover "
+            f"{100 * result['coverage'][-1]:.0f}% of models (random {100 * result['coverage_random'][-1]:.0f}%)"
+        )
+    k = min(clusters, len(model_of))
+    dataset = xr.Dataset(
+        {**variables, "filter_model": (("filter",), model_of)},
+        coords={
+            "cluster": np.arange(k),
+            "n_clusters": np.arange(1, k + 1),
+            "channel": ["R", "G", "B"],
+            "model": ("model", np.asarray(neurons)),
+        },
+        attrs={
+            "cover": cover,
+            "description": "layer-0 filters of every compact model clustered by spherical k-means; a model is "
+            "covered by m clusters when at least `cover` of its filters are nearer one of them than 95% of random "
+            "filters get to theirs",
+            **attrs,
+        },
+    )
+    return dataset, notes

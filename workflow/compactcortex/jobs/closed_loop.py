@@ -8,15 +8,23 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pandas as pd
+import torch
+
+from compactcortex.compact.published import load_published_model
 from compactcortex.errors import InputDataError
+from compactcortex.io.cowley2023 import published_models
 from compactcortex.io.ground_truth import read_ground_truth, true_rates_table
 from compactcortex.io.image_sets import read_image_coords, read_images
+from compactcortex.io.predictions import halves
 from compactcortex.io.session_dataset import repeat_means
 from compactcortex.io.stimulus_sets import read_stimuli
 from compactcortex.io.tables import write_table
 from compactcortex.jobs.preprocess import preprocess_session
 from compactcortex.lab.session import load_true_neurons, record_session
 from compactcortex.metrics import SIGNIFICANCE
+from compactcortex.models.compact import predict
 from compactcortex.provenance import provenance_attrs
 from compactcortex.seeding import rng_for
 from compactcortex.synthesis.closed_loop import closed_loop_tables
@@ -124,4 +132,51 @@ def score_closed_loop(
         int((scores["p_maximizing_beats_natural"] < SIGNIFICANCE).sum()),
         len(scores),
         scores["drive_ratio"].median(),
+    )
+
+
+def check_synthesis_on_published(
+    *,
+    stimuli: str,
+    dataset: str,
+    root: str,
+    scores_output: str,
+    adversarial_output: str,
+    closed_loop: Mapping[str, int],
+    seed: int,
+    session: str,
+) -> None:
+    """This pipeline's synthesised images of each neuron shown to an independent model of the same neuron: the
+    published compact model (Cowley et al. 2023), scored as the closed loop scores a recording (the same
+    permutation test against the same controls). The published model predicts the neuron's z-scored response; it is
+    put back into spike counts with the first half's mean and sd of the neuron's responses, so that drive ratios
+    compare counts."""
+    images, table = read_stimuli(stimuli)
+    numbers = {f"{name}_n{number:03d}": number for name, number in published_models(root) if name == session}
+    neurons = [neuron for neuron in dict.fromkeys(table["neuron"]) if neuron in numbers]
+    if not neurons:
+        raise InputDataError(Path(stimuli), f"has no images for a neuron with a published compact model ({session})")
+    responses = repeat_means(dataset)
+    fit, _ = halves(len(responses))
+    counts = {}
+    for neuron in neurons:
+        model = load_published_model(root, session, numbers[neuron], dtype=torch.float32)
+        reference = responses[neuron].to_numpy()[fit]
+        reference = reference[np.isfinite(reference)]
+        counts[neuron] = predict(model, images)[:, 0] * reference.std(ddof=1) + reference.mean()
+    predicted = pd.DataFrame(counts, index=table["image"].to_numpy())
+    rng = rng_for(seed, "closed_loop", "published_check", session)
+    scores, adversarial = closed_loop_tables(table, predicted, None, rng, closed_loop["permutations"])
+    scores["drive_from"] = "published compact model"
+    write_table(scores_output, scores)
+    write_table(adversarial_output, adversarial)
+    log.info(
+        "%s: on the published models, maximizing images beat the controls (p < %.2f) for %d of %d neurons; median "
+        "drive ratio %.2f; %.0f%% of adversarial images move them the intended way",
+        session,
+        SIGNIFICANCE,
+        int((scores["p_maximizing_beats_natural"] < SIGNIFICANCE).sum()),
+        len(scores),
+        scores["drive_ratio"].median(),
+        100 * adversarial["recorded_correct"].mean(),
     )

@@ -9,23 +9,33 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import xarray as xr
+import torch
 
-from compactcortex.analysis.compressibility import cluster_early_filters, early_filters, filters_table
+from compactcortex.analysis.compressibility import (
+    bottleneck_layer,
+    early_filter_dataset,
+    early_filters,
+    filters_table,
+    trained_early_filters,
+)
 from compactcortex.analysis.dots import ablation_table, dot_selectivity
+from compactcortex.compact.published import load_published_model
+from compactcortex.errors import InputDataError
 from compactcortex.figures.accuracy import accuracy_figure
 from compactcortex.figures.compressibility import compressibility_figure
 from compactcortex.figures.dots import dots_figure
+from compactcortex.figures.published import published_models_figure
 from compactcortex.figures.style import paper_style, save_figure
 from compactcortex.figures.synthesis import synthesis_figure
-from compactcortex.io.compact_models import load_compact_model
+from compactcortex.io.compact_models import FILTER_COLUMNS, load_compact_model
+from compactcortex.io.cowley2023 import published_models
 from compactcortex.io.early_filters import write_early_filters
 from compactcortex.io.ground_truth import read_ground_truth
+from compactcortex.io.predictions import read_predictions
 from compactcortex.io.stimulus_sets import CONTROL, read_stimuli
 from compactcortex.io.tables import read_table, write_table
 from compactcortex.models.compact import predict
 from compactcortex.provenance import provenance_attrs
-from compactcortex.seeding import rng_for
 from compactcortex.stimuli import DOT_FACTORS, dot_battery
 
 log = logging.getLogger(__name__)
@@ -45,42 +55,8 @@ def analyze_compressibility(
             found[name].append(filters)
         model_of += [i] * model.filters[0]
     model_of = np.array(model_of)
-    variables, notes = {}, []
-    for name, parts in found.items():
-        result = cluster_early_filters(
-            np.concatenate(parts), model_of, clusters, cover, rng_for(seed, "analysis", name)
-        )
-        side = int(round(np.sqrt(result["centres"].shape[1] / 3)))
-        variables |= {
-            f"{name}_centre": (("cluster", "channel", "y", "x"), result["centres"].reshape(-1, 3, side, side)),
-            f"{name}_coverage": (("n_clusters",), result["coverage"]),
-            f"{name}_coverage_random": (("n_clusters",), result["coverage_random"]),
-            f"{name}_cluster": (("filter",), result["labels"]),
-            f"{name}_similarity": (("filter",), result["similarity"]),
-            f"{name}_similarity_random": (("filter",), result["similarity_random"]),
-        }
-        similarity, random = np.median(result["similarity"]), np.median(result["similarity_random"])
-        notes.append(
-            f"{name}: median similarity {similarity:.2f} (random {random:.2f}); {clusters} clusters cover "
-            f"{100 * result['coverage'][-1]:.0f}% of models (random {100 * result['coverage_random'][-1]:.0f}%)"
-        )
-        variables[f"{name}_threshold"] = ((), result["threshold"])
-    dataset = xr.Dataset(
-        {**variables, "filter_model": (("filter",), model_of)},
-        coords={
-            "cluster": np.arange(min(clusters, len(model_of))),
-            "n_clusters": np.arange(1, min(clusters, len(model_of)) + 1),
-            "channel": ["R", "G", "B"],
-            "model": ("model", table["neuron"].to_numpy()),
-        },
-        attrs={
-            "cover": cover,
-            "description": "layer-0 filters of every compact model clustered by spherical k-means; a model is "
-            "covered by m clusters when at least `cover` of its filters are nearer one of them than 95% of random "
-            "filters get to theirs",
-            **provenance_attrs({"clusters": clusters, "cover": cover, "seed": seed}, model_tables),
-        },
-    )
+    attrs = provenance_attrs({"clusters": clusters, "cover": cover, "seed": seed}, model_tables)
+    dataset, notes = early_filter_dataset(found, model_of, table["neuron"].to_numpy(), clusters, cover, seed, attrs)
     write_early_filters(filters_output, dataset)
     write_table(table_output, table.drop(columns="card"), float_format=None)
     log.info("%d models; bottleneck layers %s", len(table), table["bottleneck_layer"].value_counts().to_dict())
@@ -156,6 +132,69 @@ def analyze_dots(
     )
 
 
+def analyze_published_models(
+    *,
+    root: str,
+    predictions: Sequence[str],
+    table_output: str,
+    filters_output: str,
+    selectivity_output: str,
+    clusters: int,
+    cover: float,
+    threshold: float,
+    seed: int,
+) -> None:
+    """The paper's own compact models through this pipeline's analyses (docs/method.md section 6): filters per layer
+    and the consolidation step (the narrowest of layers 1-4), the clustering of their layer-0 filters against random
+    filters, and their dot selectivity (the dot battery against their predictions for their session's own natural
+    images, ``published_compact_predictions``)."""
+    rows, found, model_of = [], [], []
+    for path in predictions:
+        values, neuron_ids = read_predictions(path)
+        session = Path(path).stem
+        natural_of = dict(zip(neuron_ids.astype(str), values[0], strict=True))
+        numbers = [number for name, number in published_models(root) if name == session]
+        if not numbers:
+            raise InputDataError(Path(root), f"holds no published compact models of session {session}")
+        for number in numbers:
+            neuron = f"{session}_n{number:03d}"
+            if neuron not in natural_of:
+                raise InputDataError(Path(path), f"has no predictions of the published model of {neuron}")
+            model = load_published_model(root, session, number, dtype=torch.float32)
+            battery, _ = dot_battery(model.image_size)
+            found.append(trained_early_filters(model))
+            model_of += [len(rows)] * model.filters[0]
+            rows.append(
+                {
+                    "session": session,
+                    "neuron": neuron,
+                    **{column: f for column, f in zip(FILTER_COLUMNS, model.filters, strict=True)},
+                    "n_parameters": model.n_parameters(),
+                    "bottleneck_layer": bottleneck_layer(model.filters),
+                    "dot_selectivity": dot_selectivity(predict(model, battery)[:, 0], natural_of[neuron]),
+                }
+            )
+        log.info("%s: %d published models analysed", session, len(numbers))
+    table = pd.DataFrame(rows)
+    table["dot_selective"] = table["dot_selectivity"] > threshold
+    attrs = provenance_attrs({"clusters": clusters, "cover": cover, "seed": seed, "root": root}, predictions)
+    dataset, notes = early_filter_dataset(
+        {"trained": found}, np.array(model_of), table["neuron"].to_numpy(), clusters, cover, seed, attrs
+    )
+    write_early_filters(filters_output, dataset)
+    write_table(table_output, table[["session", "neuron", *FILTER_COLUMNS, "n_parameters", "bottleneck_layer"]])
+    write_table(selectivity_output, table[["session", "neuron", "dot_selectivity", "dot_selective"]])
+    log.info(
+        "%d published models: median filters %s, narrowest layers %s, %d dot-selective",
+        len(table),
+        table[FILTER_COLUMNS].median().tolist(),
+        table["bottleneck_layer"].value_counts().sort_index().to_dict(),
+        int(table["dot_selective"].sum()),
+    )
+    for note in notes:
+        log.info(note)
+
+
 def _true_kinds(truths: Sequence[str]) -> dict[str, str]:
     """neuron -> its simulated kind (curvature, texture, colour, dot), where the data are simulated."""
     kinds: dict[str, str] = {}
@@ -189,3 +228,10 @@ def figure_dots(
 ) -> None:
     with paper_style():
         save_figure(dots_figure(selectivity, tuning, ablation, stimulus_sets, threshold), png, pdf)
+
+
+def figure_published_models(
+    *, ours: Sequence[str], published: Sequence[str], threshold: float, png: str, pdf: str
+) -> None:
+    with paper_style():
+        save_figure(published_models_figure(ours, published, threshold), png, pdf)

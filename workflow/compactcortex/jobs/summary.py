@@ -18,6 +18,7 @@ from compactcortex.summary import (
     data_summary,
     model_summaries,
     paired_ratio,
+    published_analysis_summary,
     synthesis_summary,
 )
 
@@ -35,7 +36,10 @@ def summary(
     compact_tables: Sequence[str | Path] = (),
     closed_loop_scores: Sequence[str | Path] = (),
     closed_loop_adversarial: Sequence[str | Path] = (),
+    published_check_scores: Sequence[str | Path] = (),
+    published_check_adversarial: Sequence[str | Path] = (),
     analysis: Mapping[str, str | Path] | None = None,
+    published_analysis: Mapping[str, str | Path] | None = None,
     simulated: bool = False,
 ) -> None:
     """The headline figures of the run, from every stage's outputs."""
@@ -52,8 +56,13 @@ def summary(
         summary["compact"]["median_paired_accuracy_ratio"] = paired_ratio(evaluation_paths)
     if closed_loop_scores:
         summary["synthesis"] = synthesis_summary(closed_loop_scores, closed_loop_adversarial)
+    if published_check_scores:
+        check = synthesis_summary(published_check_scores, published_check_adversarial)
+        summary.setdefault("synthesis", {})["published_check"] = check
     if analysis:
         summary["analysis"] = analysis_summary(**analysis)
+    if published_analysis:
+        summary.setdefault("analysis", {})["published"] = published_analysis_summary(**published_analysis)
     write_summary(output, summary)
 
 
