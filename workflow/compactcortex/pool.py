@@ -81,8 +81,13 @@ def pool_split(n_images: int, heldout: int) -> np.ndarray:
     return split
 
 
+def feistel_keys(seed: int, *names: str) -> np.ndarray:
+    """The round keys of a seeded Feistel bijection (``shuffled_positions``) named by ``names``."""
+    return rng_for(seed, *names).integers(0, 2**62, FEISTEL_ROUNDS, dtype=np.uint64)
+
+
 def _round_keys(seed: int, session: str) -> np.ndarray:
-    return rng_for(seed, "compact", "pool", session, "order").integers(0, 2**62, FEISTEL_ROUNDS, dtype=np.uint64)
+    return feistel_keys(seed, "compact", "pool", session, "order")
 
 
 def _mix(values: np.ndarray, key: np.uint64) -> np.ndarray:

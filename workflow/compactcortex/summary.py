@@ -156,6 +156,11 @@ def synthesis_summary(score_tables: Sequence[str | Path], adversarial_tables: Se
     }
 
 
+def bottleneck_layer_counts(table: pd.DataFrame) -> dict[str, int]:
+    """How many models have their narrowest layer (the consolidation step) at each layer."""
+    return {f"layer{k}": int(v) for k, v in table["bottleneck_layer"].value_counts().sort_index().items()}
+
+
 def analysis_summary(
     filters_table: str | Path, early_filters: str | Path, selectivity: str | Path, ablation: str | Path
 ) -> dict[str, Any]:
@@ -167,9 +172,7 @@ def analysis_summary(
     dots = read_table(selectivity)
     silenced = read_table(ablation)
     block: dict[str, Any] = {
-        "bottleneck_layer_counts": {
-            f"layer{k}": int(v) for k, v in table["bottleneck_layer"].value_counts().sort_index().items()
-        },
+        "bottleneck_layer_counts": bottleneck_layer_counts(table),
         "early_filter_clusters": int(len(coverage["learned"])),
         "early_filters_share_covered": number_or_none(float(coverage["trained"][-1])),
         "early_filters_share_covered_random": number_or_none(float(random["trained"][-1])),
@@ -209,9 +212,7 @@ def published_analysis_summary(
         "n_models": len(table),
         "filters_per_layer_median": [float(v) for v in table[FILTER_COLUMNS].median()],
         "median_params": number_or_none(float(table["n_parameters"].median())),
-        "bottleneck_layer_counts": {
-            f"layer{k}": int(v) for k, v in table["bottleneck_layer"].value_counts().sort_index().items()
-        },
+        "bottleneck_layer_counts": bottleneck_layer_counts(table),
         "early_filter_clusters": int(len(coverage)),
         "early_filters_clusters_for_80pct": clusters_to_cover(coverage),
         "early_filters_share_covered": number_or_none(float(coverage[-1])),

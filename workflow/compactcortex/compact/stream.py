@@ -26,8 +26,7 @@ from typing import Protocol
 import numpy as np
 import torch
 
-from compactcortex.pool import FEISTEL_ROUNDS, shuffled_positions
-from compactcortex.seeding import rng_for
+from compactcortex.pool import feistel_keys, shuffled_positions
 
 
 class ImageSource(Protocol):
@@ -129,7 +128,7 @@ class BatchSampler:
         self._epoch: tuple[int, np.ndarray, np.ndarray] | None = None
 
     def _keys(self, *names: str) -> np.ndarray:
-        return rng_for(self.seed, "compact", "batches", *names).integers(0, 2**62, FEISTEL_ROUNDS, dtype=np.uint64)
+        return feistel_keys(self.seed, "compact", "batches", *names)
 
     def _block_order(self, epoch: int) -> tuple[np.ndarray, np.ndarray]:
         """The epoch's blocks in visiting order, and where each starts in the epoch's order."""

@@ -149,11 +149,12 @@ def analyze_published_models(
     filters, and their dot selectivity (the dot battery against their predictions for their session's own natural
     images, ``published_compact_predictions``)."""
     rows, found, model_of = [], [], []
+    available = published_models(root)
     for path in predictions:
         values, neuron_ids = read_predictions(path)
         session = Path(path).stem
         natural_of = dict(zip(neuron_ids.astype(str), values[0], strict=True))
-        numbers = [number for name, number in published_models(root) if name == session]
+        numbers = [number for name, number in available if name == session]
         if not numbers:
             raise InputDataError(Path(root), f"holds no published compact models of session {session}")
         for number in numbers:
