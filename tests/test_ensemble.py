@@ -157,6 +157,38 @@ def test_trained_ensemble_predicts_held_out_neurons(tmp_path: Path) -> None:
     assert not np.allclose(predictions[0], predictions[1]), "members differ: their spread is the uncertainty"
 
 
+def test_a_test_sessions_fit_half_trains_the_core_and_its_held_out_half_stays_unseen(tmp_path: Path) -> None:
+    """``ensemble.test_fit_halves``: the fit half of a test session joins training as one more session. Only its
+    first half is kept; the member's own readout of that session then predicts its held-out half, which no step saw
+    (its responses replaced by noise change nothing)."""
+    from compactcortex.ensemble.data import fit_half
+
+    train, validation, truths = _synthetic_sessions()
+    test = _synthetic_sessions(seed=4)[1]  # a third session, of other neurons
+    test = SessionData(**{**test.__dict__, "session": "t"})
+    truths["t"] = _synthetic_sessions(seed=4)[2]["v"]
+    lent = fit_half(test)
+    fit, held_out = halves(test.n_images)
+    assert lent.n_images == fit.size == 80 and list(lent.image_ids) == list(test.image_ids[fit])
+    np.testing.assert_array_equal(lent.responses, test.responses[:, fit])
+    torch.testing.assert_close(lent.features, test.features[fit])
+
+    noisy = SessionData(**{**test.__dict__, "responses": test.responses.copy()})
+    noisy.responses[:, held_out] = np.random.default_rng(9).poisson(20.0, noisy.responses[:, held_out].shape)
+    results = [
+        fit_member(0, [*train, fit_half(session)], validation, SHAPE, SETTINGS, tmp_path / f"{name}.pt")
+        for name, session in (("clean", test), ("noisy", noisy))
+    ]
+    for name, tensor in results[0]["state_dict"].items():
+        torch.testing.assert_close(results[1]["state_dict"][name], tensor, rtol=0, atol=0)
+    member = make_member(SHAPE, [*train, lent], 0, SETTINGS.seed)
+    member.load_state_dict(results[0]["state_dict"])
+    with torch.no_grad():
+        predicted = member(test.features[held_out].float(), "t").numpy().T
+    r = metrics.pearson_r(predicted, truths["t"][:, held_out])
+    assert np.median(r) > 0.4, r
+
+
 def _session_files(tmp_path: Path, reliable: bool = True) -> tuple[Path, Path]:
     """A small session dataset and a matching feature cache on disk."""
     from compactcortex.io.session_dataset import build_session_dataset, write_session_dataset

@@ -120,6 +120,23 @@ def test_real_data_closed_loop_is_scored_once_its_recording_is_named(tmp_path: P
     assert jobs["preprocess_closed_loop"] == 1 and jobs["score_closed_loop"] == 1 and "simulate_closed_loop" not in jobs
 
 
+def test_test_fit_halves_lend_every_member_the_test_sessions(tmp_path: Path) -> None:
+    """``ensemble.test_fit_halves``: each member's job reads the test sessions too (it keeps their fit halves); off,
+    the paper's protocol, it reads only the training and validation sessions."""
+    config = yaml.safe_load(TINY_CONFIG.read_text())
+    tests = [session["id"] for session in config["sessions"] if session["role"] == "test"]
+
+    def member_inputs(lend: bool) -> str:
+        config["ensemble"]["test_fit_halves"] = lend
+        (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+        result = snakemake(tmp_path, "--configfile", str(tmp_path / "config.yaml"), "--dry-run")
+        job = result.stdout.split("rule train_member:")[1]
+        return job.split("input:")[1].split("\n")[0]
+
+    assert all(f"sessions/{session}.nc" not in member_inputs(False) for session in tests)
+    assert all(f"sessions/{session}.nc" in member_inputs(True) for session in tests)
+
+
 def test_unknown_config_key_stops_before_anything_runs(tmp_path: Path) -> None:
     config = yaml.safe_load(TINY_CONFIG.read_text())
     config["preprocess"]["widnow_ms"] = 100
@@ -265,6 +282,11 @@ def check_compact_models(data: Path, n_reliable: int, summary: dict) -> None:
     for key in ("median_r2_er", "median_r", "median_params", "median_fidelity_r2", "median_r_to_truth"):
         assert compact[key] is not None, key
     assert len(compact["filters_per_layer_median"]) == 5 and compact["median_params"] < summary["ensemble"]["n_params"]
+    session = compact["sessions"]["t05"]  # the per-session block: accuracy, fidelity and size of its models
+    assert session["median_r"] == pytest.approx(evaluation["r_compact"].median(), abs=1e-5)
+    assert session["median_fidelity_r2"] == pytest.approx(models["fidelity_r2"].median(), abs=1e-5)
+    assert session["n_models"] == len(models) and session["accuracy_vs_ensemble"] is not None
+    assert summary["ensemble"]["sessions"]["t05"]["over_task_driven"] is not None
     comparison = pd.read_csv(data / "tables" / "compact_comparison.csv")
     assert comparison.loc[0, "median_r_compact"] == pytest.approx(compact["median_r"], abs=1e-3)
 

@@ -83,6 +83,8 @@ def plan_rows(config: Mapping[str, Any]) -> list[Row]:
     compressed = compact_sessions(config)
     chunks = sum(math.ceil(sizes[s][0] / compact["neurons_per_job"]) for s in compressed)
     train_images = sum(sizes[s][1] for s, role in roles.items() if role == "train")
+    if config["ensemble"]["test_fit_halves"]:
+        train_images += sum(sizes[s][1] // 2 for s in tests)
     member = member_resources(config["ensemble"], train_images, feature_side)
     compression = compression_resources(compact, size)
     synthesis = synthesis_resources(config["synthesis"], compact, size)

@@ -72,7 +72,17 @@ def model_summaries(
             values["median_r_to_truth"] = number_or_none(median_ignoring_nan(truth))
         return values
 
+    def per_session(model: str) -> dict[str, dict[str, float | None]]:
+        """Medians per test session, for the sessions where the model predicts some neuron."""
+        return {
+            session: medians(model, table) for session, table in tables.items() if table[f"r_{model}"].notna().any()
+        }
+
     n_params = ensemble_parameters(members)
+    ensemble_sessions = per_session("ensemble")
+    task_driven_sessions = per_session("task_driven")
+    for session, block in ensemble_sessions.items():
+        block["over_task_driven"] = accuracy_gain(block, task_driven_sessions.get(session, {}))
     blocks = {
         "ensemble": {
             **medians("ensemble", pooled),
@@ -81,23 +91,40 @@ def model_summaries(
             "median_validation_score": number_or_none(
                 median_ignoring_nan(np.array([m["validation_score"] for m in members]))
             ),
-            "sessions": {session: medians("ensemble", table) for session, table in tables.items()},
+            "over_task_driven": accuracy_gain(medians("ensemble", pooled), medians("task_driven", pooled)),
+            "sessions": ensemble_sessions,
         },
-        "task_driven": {
-            **medians("task_driven", pooled),
-            "sessions": {session: medians("task_driven", table) for session, table in tables.items()},
-        },
+        "task_driven": {**medians("task_driven", pooled), "sessions": task_driven_sessions},
     }
-    if "r_compact" in pooled:
-        blocks["compact"] = medians("compact", pooled)
-    if "r_published_compact" in pooled:
-        blocks["published_compact"] = medians("published_compact", pooled)
+    for model in ("compact", "published_compact"):
+        if f"r_{model}" in pooled and pooled[f"r_{model}"].notna().any():
+            blocks[model] = {**medians(model, pooled), "sessions": per_session(model)}
     return blocks
 
 
+def accuracy_gain(model: Mapping[str, Any], baseline: Mapping[str, Any]) -> float | None:
+    """How much better a model predicts than a baseline: the ratio of their median r2_ER where the data have single
+    trials, else of their median r squared (repeat-averaged data: no noise correction), so that 1.2 reads "20% more
+    explained variance"."""
+    if model.get("median_r2_er") is not None and baseline.get("median_r2_er"):
+        return number_or_none(model["median_r2_er"] / baseline["median_r2_er"])
+    if model.get("median_r") is not None and baseline.get("median_r"):
+        return number_or_none((model["median_r"] / baseline["median_r"]) ** 2)
+    return None
+
+
 def compact_summary(compact_tables: Sequence[str | Path], ensemble_params: int) -> dict[str, Any]:
-    """Size and fidelity of the compact models (all test sessions): medians over neurons."""
+    """Size and fidelity of the compact models (all test sessions): medians over neurons; per session (the
+    ``compact/<session>/models.csv`` tables) under ``sessions``."""
     table = read_tables(compact_tables)
+    sessions = {}
+    for path in compact_tables:
+        session_table = read_table(path)
+        sessions[Path(path).parent.name] = {
+            "median_fidelity_r2": number_or_none(median_ignoring_nan(session_table["fidelity_r2"].to_numpy())),
+            "median_params": int(round(float(np.median(session_table["n_parameters"])))),
+            "n_models": len(session_table),
+        }
     filters = table[[f"filters_layer{k}" for k in range(5)]].to_numpy()
     median_params = float(np.median(table["n_parameters"]))
     return {
@@ -109,6 +136,7 @@ def compact_summary(compact_tables: Sequence[str | Path], ensemble_params: int) 
         "median_fidelity_r2_unpruned": number_or_none(median_ignoring_nan(table["fidelity_r2_unpruned"].to_numpy())),
         "filters_per_layer_median": [number_or_none(v) for v in np.median(filters, axis=0)],
         "n_models": len(table),
+        "sessions": sessions,
     }
 
 

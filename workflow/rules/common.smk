@@ -23,6 +23,7 @@ ROLES = session_roles(config)
 TRAIN_SESSIONS = [session for session in SESSIONS if ROLES[session] == "train"]
 VALIDATION_SESSION = next(session for session in SESSIONS if ROLES[session] == "validation")
 TEST_SESSIONS = [session for session in SESSIONS if ROLES[session] == "test"]
+FIT_HALF_SESSIONS = TEST_SESSIONS if config["ensemble"]["test_fit_halves"] else []  # lend the core their fit halves
 MEMBERS = list(range(config["ensemble"]["members"]))
 CANDIDATE_POOL = "candidate_pool"
 COMPACT_SESSIONS = config["compact"]["sessions"] or TEST_SESSIONS  # the test sessions whose neurons are compressed
@@ -226,7 +227,8 @@ TEACHER_RESOURCES = teacher_resources(config["features"], config["compact"])
 SYNTHESIS_RESOURCES = synthesis_resources(config["synthesis"], config["compact"], pool_image_size())
 MEMBER_RESOURCES = member_resources(
     config["ensemble"],
-    sum(images_per_session(session) for session in TRAIN_SESSIONS),
+    sum(images_per_session(session) for session in TRAIN_SESSIONS)
+    + sum(images_per_session(session) // 2 for session in FIT_HALF_SESSIONS),
     config["features"]["input_size"] // 8,
 )
 

@@ -30,6 +30,8 @@ rule train_member:
         train_features=expand(f"{DATA}/features/{{session}}.pt", session=TRAIN_SESSIONS),
         validation_dataset=session_dataset(VALIDATION_SESSION),
         validation_features=f"{DATA}/features/{VALIDATION_SESSION}.pt",
+        fit_half_datasets=expand(session_dataset(), session=FIT_HALF_SESSIONS),
+        fit_half_features=expand(f"{DATA}/features/{{session}}.pt", session=FIT_HALF_SESSIONS),
     output:
         member=f"{DATA}/ensemble/members/member{{member}}.pt",
     params:

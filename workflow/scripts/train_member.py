@@ -17,4 +17,6 @@ with logging_to(snakemake.log[0]):
         ensemble=snakemake.params.ensemble,
         features=snakemake.params.features,
         seed=snakemake.params.seed,
+        fit_half_datasets=snakemake.input.fit_half_datasets,
+        fit_half_features=snakemake.input.fit_half_features,
     )

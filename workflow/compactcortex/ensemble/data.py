@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -83,3 +83,12 @@ def load_session(dataset_path: str | Path, features_path: str | Path, layer: str
             source=dataset_path,
         )
     return session
+
+
+def fit_half(session: SessionData) -> SessionData:
+    """The session restricted to its fit half (the first half of its images, index order): what a test session may
+    lend the ensemble's training. Its held-out half, the only images it is scored on, is left out."""
+    fit, _ = halves(session.n_images)
+    return replace(
+        session, features=session.features[fit], responses=session.responses[:, fit], image_ids=session.image_ids[fit]
+    )

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from compactcortex.ensemble.active_learning import disagreement
-from compactcortex.ensemble.data import load_session, ridge_on_first_half
+from compactcortex.ensemble.data import fit_half, load_session, ridge_on_first_half
 from compactcortex.ensemble.mapping import MappingSettings, map_members
 from compactcortex.ensemble.train import TrainSettings, fit_member
 from compactcortex.features import compute_features, feature_layers
@@ -63,17 +63,23 @@ def train_member(
     ensemble: Mapping[str, Any],
     features: Mapping[str, Any],
     seed: int,
+    fit_half_datasets: Sequence[str] = (),
+    fit_half_features: Sequence[str] = (),
 ) -> None:
-    """Train one member on the training sessions, stopping early on the validation session."""
+    """Train one member on the training sessions, stopping early on the validation session. With
+    ``fit_half_datasets`` (the test sessions, under ``ensemble.test_fit_halves``), their fit halves train the core too,
+    their neurons as extra readouts; their held-out halves are never seen."""
     layer = features["layer"]
     sessions = [load_session(d, f, layer) for d, f in zip(train_datasets, train_features, strict=True)]
+    sessions += [fit_half(load_session(d, f, layer)) for d, f in zip(fit_half_datasets, fit_half_features, strict=True)]
     validation = load_session(validation_dataset, validation_features, layer)
     shape = CoreShape.from_config(ensemble, int(sessions[0].features.shape[1]))
     settings = TrainSettings.from_config(ensemble, seed)
     log.info(
-        "member %d: %d training sessions, %d images, %d neurons; validation %s",
+        "member %d: %d training sessions (%d of them fit halves), %d images, %d neurons; validation %s",
         member,
         len(sessions),
+        len(fit_half_datasets),
         sum(s.n_images for s in sessions),
         sum(s.n_neurons for s in sessions),
         validation.session,
@@ -97,7 +103,7 @@ def train_member(
             "n_parameters_backbone": backbone_parameters(train_features[0], layer),
             "provenance": provenance_attrs(
                 {"ensemble": dict(ensemble), "features": dict(features), "seed": seed, "member": member},
-                [*train_datasets, validation_dataset],
+                [*train_datasets, *fit_half_datasets, validation_dataset],
             ),
         },
     )

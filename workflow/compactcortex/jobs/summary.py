@@ -51,9 +51,14 @@ def summary(
     if member_paths and evaluation_paths:
         summary.update(model_summaries(member_paths, evaluation_paths, simulated))
     if compact_tables and "compact" in summary:
-        summary["compact"].update(compact_summary(compact_tables, summary["ensemble"]["n_params"]))
+        sizes = compact_summary(compact_tables, summary["ensemble"]["n_params"])
+        for session, block in sizes.pop("sessions").items():
+            summary["compact"]["sessions"].setdefault(session, {}).update(block)
+        summary["compact"].update(sizes)
         summary["compact"]["accuracy_vs_ensemble"] = accuracy_ratio(summary["compact"], summary["ensemble"])
         summary["compact"]["median_paired_accuracy_ratio"] = paired_ratio(evaluation_paths)
+        for session, block in summary["compact"]["sessions"].items():
+            block["accuracy_vs_ensemble"] = accuracy_ratio(block, summary["ensemble"]["sessions"].get(session, {}))
     if closed_loop_scores:
         summary["synthesis"] = synthesis_summary(closed_loop_scores, closed_loop_adversarial)
     if published_check_scores:
