@@ -2,7 +2,8 @@
 
 After a run of a real-data configuration, maps a set of ensemble members (default: the run's) to every test session
 and to the validation session, exactly as ``map_session`` does (ridge on the first half of each session's images),
-and reports the ensemble's median Pearson r on each session's held-out half beside the run's task-driven baseline.
+and reports the ensemble's median Pearson r on each session's held-out half beside the run's task-driven baseline
+(test sessions only).
 Run it once per protocol, e.g. on members of the paper's protocol kept from an earlier run:
 
     python benchmarks/real_data_ensemble.py --label "test fit halves"
@@ -26,7 +27,7 @@ import torch
 from compactcortex.atomic import write_text_atomic
 from compactcortex.config import load_config
 from compactcortex.evaluate import evaluation_table
-from compactcortex.jobs.ensemble import map_session, task_driven_session
+from compactcortex.jobs.ensemble import map_session
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -35,7 +36,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--label", required=True, help="the protocol's name in the output")
     parser.add_argument("--members", help="folder of member*.pt (default: the run's)")
     args = parser.parse_args(argv)
-    torch.set_num_threads(2)
+    torch.set_num_threads(1)
     config = load_config(args.config)
     data = Path("results") / config["dataset"]
     members = sorted(str(p) for p in Path(args.members or data / "ensemble" / "members").glob("member*.pt"))
@@ -53,19 +54,16 @@ def main(argv: list[str] | None = None) -> None:
                 predictions_output=str(predictions), readouts_output=str(Path(folder) / "readouts.pt"),
                 mapping=config["mapping"], features=config["features"], device="cpu", seed=config["seed"],
             )  # fmt: skip
+            models = {"ensemble": str(predictions)}
             task_driven = data / "task_driven" / "predictions" / f"{session}.nc"
-            if not task_driven.is_file():  # the validation session: the baseline computed here, the same way
-                task_driven = Path(folder) / "task_driven.nc"
-                task_driven_session(
-                    dataset=dataset, features_path=str(data / "features" / f"{session}.pt"), output=str(task_driven),
-                    task_driven=config["task_driven"], features=config["features"], seed=config["seed"],
-                )  # fmt: skip
-            models = {"ensemble": str(predictions), "task_driven": str(task_driven)}
+            if task_driven.is_file():  # the run's baseline: the test sessions only
+                models["task_driven"] = str(task_driven)
             table = evaluation_table(dataset, models, None)
         row = {"role": roles[session], "monkey": monkeys.get(session), "n_neurons": len(table)}
         for model in models:
             row[f"median_r_{model}"] = float(np.nanmedian(table[f"r_{model}"]))
-        row["ensemble_over_task_driven_r2"] = (row["median_r_ensemble"] / row["median_r_task_driven"]) ** 2
+        if "task_driven" in models:
+            row["ensemble_over_task_driven_r2"] = (row["median_r_ensemble"] / row["median_r_task_driven"]) ** 2
         rows[session] = row
         print(f"{args.label:<20} {session} ({row['role']}, {row['monkey']}): " + json.dumps(row), flush=True)
     output = Path(f"results/bench/real_data_ensemble_{config['dataset']}.json")

@@ -21,9 +21,9 @@ def _evaluation(path: Path, session: str, r: dict[str, list[float]]) -> Path:
     """An evaluation table of repeat-averaged data (no r2_ER), as evaluate_session writes it."""
     n = len(r["ensemble"])
     table = {"neuron": [f"{session}_n{i:03d}" for i in range(n)], "reliability": np.nan}
-    for model in MODELS:
+    for model in [model for model in MODELS if model in r]:  # a model that predicts nothing has no columns
         table[f"r2_er_{model}"] = np.nan
-        table[f"r_{model}"] = r.get(model, [np.nan] * n)
+        table[f"r_{model}"] = r[model]
         table[f"r_to_truth_{model}"] = np.nan
     pd.DataFrame(table).to_csv(path / f"{session}.csv", index=False)
     return path / f"{session}.csv"
@@ -103,3 +103,5 @@ def test_the_readme_holds_the_generated_real_data_table() -> None:
     block = readme.split(start_marker("cowley2023"))[1].split(END_MARKER)[0]
     header = session_table({"ensemble": {"sessions": {}}, "data": {"sessions": {}}})
     assert block.lstrip("\n").startswith(header)
+    rows = block.strip("\n").splitlines()[2:]
+    assert rows and all(row.count("|") == header.splitlines()[0].count("|") for row in rows), rows

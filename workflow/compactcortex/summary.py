@@ -75,7 +75,9 @@ def model_summaries(
     def per_session(model: str) -> dict[str, dict[str, float | None]]:
         """Medians per test session, for the sessions where the model predicts some neuron."""
         return {
-            session: medians(model, table) for session, table in tables.items() if table[f"r_{model}"].notna().any()
+            session: medians(model, table)
+            for session, table in tables.items()
+            if f"r_{model}" in table and table[f"r_{model}"].notna().any()
         }
 
     n_params = ensemble_parameters(members)

@@ -61,7 +61,7 @@ def session_table(summary: Mapping[str, Any]) -> str:
             _number(published) if published is not None else "none",
         ]
         rows.append("| " + " | ".join(cells) + " |")
-    return header + "\n".join(rows) + "\n"
+    return header + "".join(row + "\n" for row in rows)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -19,7 +19,7 @@ from compactcortex.io.ground_truth import read_ground_truth, true_rates_table
 from compactcortex.io.image_sets import read_image_coords, read_images
 from compactcortex.io.predictions import halves
 from compactcortex.io.session_dataset import repeat_means
-from compactcortex.io.stimulus_sets import read_stimuli
+from compactcortex.io.stimulus_sets import CONTROL, read_stimuli
 from compactcortex.io.tables import write_table
 from compactcortex.jobs.preprocess import preprocess_session
 from compactcortex.lab.session import load_true_neurons, record_session
@@ -159,11 +159,16 @@ def check_synthesis_on_published(
     responses = repeat_means(dataset)
     fit, _ = halves(len(responses))
     counts = {}
+    controls = (table["stimulus"] == CONTROL).to_numpy()
     for neuron in neurons:
         model = load_published_model(root, session, numbers[neuron], dtype=torch.float32)
         reference = responses[neuron].to_numpy()[fit]
         reference = reference[np.isfinite(reference)]
-        counts[neuron] = predict(model, images)[:, 0] * reference.std(ddof=1) + reference.mean()
+        # a neuron is scored on its own images, their sources and the controls: only those go through its model
+        own = (table["neuron"] == neuron).to_numpy()
+        shown = own | controls | table["image"].isin(table.loc[own, "source"]).to_numpy()
+        counts[neuron] = np.full(len(table), np.nan)
+        counts[neuron][shown] = predict(model, images[shown])[:, 0] * reference.std(ddof=1) + reference.mean()
     predicted = pd.DataFrame(counts, index=table["image"].to_numpy())
     rng = rng_for(seed, "closed_loop", "published_check", session)
     scores, adversarial = closed_loop_tables(table, predicted, None, rng, closed_loop["permutations"])
