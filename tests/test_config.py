@@ -63,6 +63,18 @@ def test_inconsistent_values_are_errors() -> None:
     assert validate_config({**MINIMAL, "source": nwb, "closed_loop": {"recordings": {"s3": "/data/next.nwb"}}})
 
 
+def test_a_pool_too_small_for_the_synthesis_controls_is_an_error_before_anything_runs() -> None:
+    """The first real-data pool tried here (300 natural crops among 11,900 images, 800 held out) leaves about 30
+    held-out natural images for 60 controls: the config says so at once, not in the synthesis jobs hours later."""
+    pool = {"images": {"natural": 300}, "other_sessions": 10000, "augmented": 1600, "heldout": 800}
+    config = {**MINIMAL, "source": {"kind": "nwb", "path": "/data"}, "compact": {"pool": pool}}
+    with pytest.raises(ConfigError, match=r"session s3's distillation pool holds \d+ natural images; synthesis"):
+        validate_config({**config, "synthesis": {"controls": 60}})
+    assert validate_config({**config, "synthesis": {"controls": 10}})
+    with pytest.raises(ConfigError, match=r"compact.pool: the held-out part \(20000\) must be between"):
+        validate_config({**config, "compact": {"pool": {**pool, "heldout": 20000}}})
+
+
 def test_unreadable_config_files(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="not found"):
         load_config(tmp_path / "missing.yaml")

@@ -21,6 +21,7 @@ from compactcortex.pool import (
     Folder,
     PoolRecipe,
     _round_keys,
+    heldout_natural_count,
     pool_recipe,
     shuffled_positions,
 )
@@ -88,6 +89,16 @@ def test_sources_hold_their_counts_and_mix_into_the_held_out_part() -> None:
     split = recipe.split()
     assert split.tolist() == ["train"] * 40 + ["heldout"] * 10
     assert len(set(types[split == "heldout"])) >= 2  # the held-out part is a mixture, not one source
+
+
+def test_the_held_out_natural_count_from_the_config_is_the_recipes() -> None:
+    """What the config check counts without reading an image is what synthesis finds in the recipe."""
+    for heldout in (5, 10, 30):
+        recipe = _recipe(heldout=heldout)
+        pool = {"images": recipe.counts, "augmented": 15, "other_sessions": 0, "folders": [], "heldout": heldout}
+        expected = len(recipe.natural_indices(recipe.heldout_start, len(recipe)))
+        assert heldout_natural_count(pool, "s9", 3) == expected
+    assert heldout_natural_count({**pool, "heldout": 49}, "s9", 3) == 20, "all but one image held out: every crop"
 
 
 def test_augmented_copies_come_from_the_fit_half_only(tmp_path: Path) -> None:

@@ -6,7 +6,7 @@ import copy
 import dataclasses
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -85,6 +85,7 @@ def _check_consistency(config: dict[str, Any], source: str | Path | None) -> Non
         raise ConfigError(
             source, f"closed_loop.recordings names sessions without compact models: {', '.join(not_compressed)}"
         )
+    _check_synthesis_controls(config, sorted(compressed), source)
     kind = config["source"]["kind"]
     if kind == "virtual_lab" and config["closed_loop"]["recordings"]:
         raise ConfigError(
@@ -99,6 +100,25 @@ def _check_consistency(config: dict[str, Any], source: str | Path | None) -> Non
         for role in {session["role"] for session in config["sessions"]}:
             if sum(config["virtual_lab"]["roles"][role]["images"].values()) < 2:
                 raise ConfigError(source, f"virtual_lab.roles.{role}.images must total at least 2 images")
+
+
+def _check_synthesis_controls(config: dict[str, Any], sessions: Sequence[str], source: str | Path | None) -> None:
+    """Synthesis shows every neuron the first held-out natural images of its session's pool as controls: a pool
+    with too few is an error now, not hours later in the synthesis jobs."""
+    from compactcortex.pool import heldout_natural_count  # the pool's order only: no image is read
+
+    wanted = config["synthesis"]["controls"]
+    for session in sessions:
+        try:
+            found = heldout_natural_count(config["compact"]["pool"], session, config["seed"])
+        except ValueError as exc:
+            raise ConfigError(source, f"compact.pool: {exc}") from exc
+        if found < wanted:
+            raise ConfigError(
+                source,
+                f"the held-out part of session {session}'s distillation pool holds {found} natural images; "
+                f"synthesis.controls asks for {wanted} (raise compact.pool.heldout or compact.pool.images.natural)",
+            )
 
 
 def load_config(path: str | Path) -> dict[str, Any]:

@@ -158,10 +158,8 @@ class PoolRecipe:
                 f"other_sessions asks for {self.other_sessions} images; the other sessions have "
                 f"{len(self.other_images)} that may be used"
             )
-        sources = [(name, int(self.counts.get(name, 0))) for name in IMAGE_TYPES]
-        sources += [(AUGMENTED, self.augmented), (OTHER_SESSIONS, self.other_sessions)]
-        sources += [(f"{FOLDER}{k}", folder.count) for k, folder in enumerate(self.folders)]
-        object.__setattr__(self, "sources", tuple((name, count) for name, count in sources if count > 0))
+        sources = pool_sources(self.counts, self.augmented, self.other_sessions, [f.count for f in self.folders])
+        object.__setattr__(self, "sources", sources)
         if not 0 < self.heldout < len(self):
             raise ValueError(f"the held-out part ({self.heldout}) must be between 0 and the pool's size ({len(self)})")
 
@@ -220,6 +218,34 @@ class PoolRecipe:
             image = self.other_images[(j * len(self.other_images)) // self.other_sessions]
             return resize_square(image, self.image_size)
         return self.folders[int(name[len(FOLDER) :])].image(j, self.image_size)
+
+
+def pool_sources(
+    counts: Mapping[str, int], augmented: int, other_sessions: int, folder_counts: Sequence[int]
+) -> tuple[tuple[str, int], ...]:
+    """The pool's sources in the order they are laid end to end, with their counts (empty ones left out)."""
+    sources = [(name, int(counts.get(name, 0))) for name in IMAGE_TYPES]
+    sources += [(AUGMENTED, augmented), (OTHER_SESSIONS, other_sessions)]
+    sources += [(f"{FOLDER}{k}", count) for k, count in enumerate(folder_counts)]
+    return tuple((name, count) for name, count in sources if count > 0)
+
+
+def heldout_natural_count(pool: Mapping[str, Any], session: str, seed: int) -> int:
+    """How many procedural natural images the held-out part of a session's pool holds (synthesis takes its controls
+    from them), from the config alone: no image is read, so the config is checked before anything runs."""
+    sources = pool_sources(
+        pool["images"], pool["augmented"], pool["other_sessions"], [f["count"] for f in pool["folders"]]
+    )
+    n = sum(count for _, count in sources)
+    names = [name for name, _ in sources]
+    if not 0 < pool["heldout"] < n:
+        raise ValueError(f"the held-out part ({pool['heldout']}) must be between 0 and the pool's size ({n})")
+    if "natural" not in names:
+        return 0
+    start = sum(count for _, count in sources[: names.index("natural")])
+    stop = start + sources[names.index("natural")][1]
+    positions = shuffled_positions(np.arange(n - pool["heldout"], n), n, _round_keys(seed, session))
+    return int(((positions >= start) & (positions < stop)).sum())
 
 
 def pool_recipe(
