@@ -4,6 +4,8 @@ ablation of a bottleneck layer."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -530,3 +532,39 @@ def test_synthesised_images_are_scored_on_the_published_model_of_the_same_neuron
     assert table["p_maximizing_beats_natural"].iloc[0] < 0.05 and table["drive_ratio"].iloc[0] > 1
     moved = read_table(adversarial)
     assert len(moved) == 2 and moved["recorded_correct"].all()
+
+
+def test_the_published_check_figure_reports_the_checks_numbers(tmp_path: Path) -> None:
+    """Section 4's figure, from tables made as check_synthesis_on_published writes them: its panels name the share
+    of neurons whose maximizing images beat the controls, the median drive ratio and the adversarial share."""
+    from compactcortex.figures.published_check import published_check_figure
+    from compactcortex.jobs.figures import figure_published_check
+
+    scores = pd.DataFrame(
+        {
+            "neuron": ["a_n000", "a_n001", "a_n002"],
+            "recorded_maximizing": [6.0, 4.0, 2.0],
+            "recorded_controls": [2.0, 2.0, 2.0],
+            "p_maximizing_beats_natural": [0.001, 0.01, 0.6],
+            "drive_ratio": [3.0, 1.5, 1.0],
+        }
+    )
+    adversarial = pd.DataFrame(
+        {
+            "neuron": ["a_n000"] * 4,
+            "intended": ["up", "down", "up", "down"],
+            "recorded_correct": [True, True, True, False],
+        }
+    )
+    scores.to_csv(tmp_path / "scores.csv", index=False)
+    adversarial.to_csv(tmp_path / "adversarial.csv", index=False)
+    figure = published_check_figure([tmp_path / "scores.csv"], [tmp_path / "adversarial.csv"])
+    titles = [ax.get_title() for ax in figure.axes]
+    assert titles == ["2 of 3 neurons p < 0.05", "median 1.50", "75% of 4 images"], titles
+    heights = [patch.get_height() for patch in figure.axes[2].patches]
+    assert heights == pytest.approx([1.0, 0.5]), "up: 2 of 2; down: 1 of 2"
+    figure_published_check(
+        scores=[str(tmp_path / "scores.csv")], adversarial=[str(tmp_path / "adversarial.csv")],
+        png=str(tmp_path / "check.png"), pdf=str(tmp_path / "check.pdf"),
+    )  # fmt: skip
+    assert (tmp_path / "check.png").stat().st_size > 10_000 and (tmp_path / "check.pdf").is_file()

@@ -209,3 +209,30 @@ rule figure_published_models:
         ENV
     script:
         "../scripts/figure_published_models.py"
+
+
+rule figure_published_check:
+    input:
+        scores=expand(f"{DATA}/closed_loop/{{session}}/published_check_scores.csv", session=PUBLISHED_CHECK_SESSIONS),
+        adversarial=expand(
+            f"{DATA}/closed_loop/{{session}}/published_check_adversarial.csv", session=PUBLISHED_CHECK_SESSIONS
+        ),
+    output:
+        png=report(
+            f"{DATA}/figures/published_check.png",
+            caption="../report/published_check.rst",
+            category="Figures",
+            labels={"figure": "synthesised images shown to the published models"},
+        ),
+        pdf=f"{DATA}/figures/published_check.pdf",
+    log:
+        logs("figure_published_check.log"),
+    benchmark:
+        benchmarks("figure_published_check.tsv")
+    threads: 1
+    resources:
+        mem_mb=grow(2000),
+    conda:
+        ENV
+    script:
+        "../scripts/figure_published_check.py"

@@ -54,6 +54,7 @@ rule manifest:
         rules.figure_compressibility.output,
         rules.figure_dots.output,
         rules.figure_published_models.output if PUBLISHED_SESSIONS else [],
+        rules.figure_published_check.output if PUBLISHED_CHECK_SESSIONS else [],
     output:
         manifest=f"{DATA}/MANIFEST",
     params:

@@ -25,6 +25,7 @@ from compactcortex.figures.accuracy import accuracy_figure
 from compactcortex.figures.compressibility import compressibility_figure
 from compactcortex.figures.dots import dots_figure
 from compactcortex.figures.published import published_models_figure
+from compactcortex.figures.published_check import published_check_figure
 from compactcortex.figures.style import paper_style, save_figure
 from compactcortex.figures.synthesis import synthesis_figure
 from compactcortex.io.compact_models import FILTER_COLUMNS, load_compact_model
@@ -236,3 +237,9 @@ def figure_published_models(
 ) -> None:
     with paper_style():
         save_figure(published_models_figure(ours, published, threshold), png, pdf)
+
+
+def figure_published_check(*, scores: Sequence[str], adversarial: Sequence[str], png: str, pdf: str) -> None:
+    """This pipeline's synthesised images shown to the published compact models of the same neurons."""
+    with paper_style():
+        save_figure(published_check_figure(scores, adversarial), png, pdf)
