@@ -81,22 +81,23 @@ def model_summaries(
         }
 
     n_params = ensemble_parameters(members)
+    ensemble_pooled, task_driven_pooled = medians("ensemble", pooled), medians("task_driven", pooled)
     ensemble_sessions = per_session("ensemble")
     task_driven_sessions = per_session("task_driven")
     for session, block in ensemble_sessions.items():
         block["over_task_driven"] = accuracy_gain(block, task_driven_sessions.get(session, {}))
     blocks = {
         "ensemble": {
-            **medians("ensemble", pooled),
+            **ensemble_pooled,
             "n_params": int(n_params),
             "n_members": len(members),
             "median_validation_score": number_or_none(
                 median_ignoring_nan(np.array([m["validation_score"] for m in members]))
             ),
-            "over_task_driven": accuracy_gain(medians("ensemble", pooled), medians("task_driven", pooled)),
+            "over_task_driven": accuracy_gain(ensemble_pooled, task_driven_pooled),
             "sessions": ensemble_sessions,
         },
-        "task_driven": {**medians("task_driven", pooled), "sessions": task_driven_sessions},
+        "task_driven": {**task_driven_pooled, "sessions": task_driven_sessions},
     }
     for model in ("compact", "published_compact"):
         if f"r_{model}" in pooled and pooled[f"r_{model}"].notna().any():
@@ -118,15 +119,16 @@ def accuracy_gain(model: Mapping[str, Any], baseline: Mapping[str, Any]) -> floa
 def compact_summary(compact_tables: Sequence[str | Path], ensemble_params: int) -> dict[str, Any]:
     """Size and fidelity of the compact models (all test sessions): medians over neurons; per session (the
     ``compact/<session>/models.csv`` tables) under ``sessions``."""
-    table = read_tables(compact_tables)
-    sessions = {}
-    for path in compact_tables:
-        session_table = read_table(path)
-        sessions[Path(path).parent.name] = {
+    per_session = {Path(path).parent.name: read_table(path) for path in compact_tables}
+    table = pd.concat(per_session.values(), ignore_index=True)
+    sessions = {
+        session: {
             "median_fidelity_r2": number_or_none(median_ignoring_nan(session_table["fidelity_r2"].to_numpy())),
             "median_params": int(round(float(np.median(session_table["n_parameters"])))),
             "n_models": len(session_table),
         }
+        for session, session_table in per_session.items()
+    }
     filters = table[[f"filters_layer{k}" for k in range(5)]].to_numpy()
     median_params = float(np.median(table["n_parameters"]))
     return {
