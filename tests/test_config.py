@@ -63,6 +63,28 @@ def test_inconsistent_values_are_errors() -> None:
     assert validate_config({**MINIMAL, "source": nwb, "closed_loop": {"recordings": {"s3": "/data/next.nwb"}}})
 
 
+def test_nwb_files_are_found_by_pattern_session_id_or_file() -> None:
+    """The flat folder by default; a DANDI tree by pattern or by the NWB session_id; a session's own file."""
+    nwb = {"kind": "nwb", "path": "/data"}
+    source = validate_config({**MINIMAL, "source": nwb})["source"]
+    assert (source["pattern"], source["match_by"]) == ("{session}.nwb", "file_name")
+    dandi = {**nwb, "pattern": "sub-*/sub-*_ses-{session}_*.nwb"}
+    assert validate_config({**MINIMAL, "source": dandi})
+    assert validate_config({**MINIMAL, "source": {**nwb, "pattern": "sub-*/*.nwb", "match_by": "session_id"}})
+    given = [{**SESSIONS[0], "file": "sub-M1/sub-M1_ses-1_ecephys.nwb"}, *SESSIONS[1:]]
+    assert validate_config({**MINIMAL, "source": dandi, "sessions": given})
+    with pytest.raises(ConfigError, match=r"at 'source/match_by': 'name' is not one of"):
+        validate_config({**MINIMAL, "source": {**nwb, "match_by": "name"}})
+    with pytest.raises(ConfigError, match=r"sessions/0/file"):
+        validate_config({**MINIMAL, "source": nwb, "sessions": [{**SESSIONS[0], "file": ""}, *SESSIONS[1:]]})
+    with pytest.raises(ConfigError, match=r"sessions' file is for source kind nwb, not virtual_lab; given for: s1"):
+        validate_config({**MINIMAL, "sessions": given})
+    with pytest.raises(
+        ConfigError, match=r"source.pattern 'sub-\*/\*.nwb' has no \{session\}.*\(not given for: s2, s3\)"
+    ):
+        validate_config({**MINIMAL, "source": {**nwb, "pattern": "sub-*/*.nwb"}, "sessions": given})
+
+
 def test_a_pool_too_small_for_the_synthesis_controls_is_an_error_before_anything_runs() -> None:
     """The first real-data pool tried here (300 natural crops among 11,900 images, 800 held out) leaves about 30
     held-out natural images for 60 controls: the config says so at once, not in the synthesis jobs hours later."""

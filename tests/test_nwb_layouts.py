@@ -1,10 +1,12 @@
 """NWB files as other labs write them (pynwb by hand, not write_recording_nwb): none is read wrongly without an
-error or a recorded warning. Image order, overlapping windows, aborted trials, brain areas, silent neurons."""
+error or a recorded warning. Image order, overlapping windows, aborted trials, brain areas, silent neurons, and the
+folders labs publish them in (DANDI)."""
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,16 +16,18 @@ import h5py
 import numpy as np
 import pytest
 import xarray as xr
+import yaml
 from pynwb import NWBHDF5IO, NWBFile
 from pynwb.base import ImageReferences, Images
+from pynwb.file import Subject
 from pynwb.image import RGBImage
 
 from compactcortex.errors import InputDataError
-from compactcortex.io.nwb import read_recording_nwb
+from compactcortex.io.nwb import read_recording_nwb, session_nwb_files
 from compactcortex.jobs.preprocess import preprocess_session
 from compactcortex.preprocess import overlapping_windows, trial_responses
 from compactcortex.recording import Recording
-from tests.conftest import PREPROCESS_PARAMS
+from tests.conftest import PREPROCESS_PARAMS, TINY_CONFIG, run_snakemake
 
 Column = tuple[str, Sequence[Any]]  # (description, one value per row)
 
@@ -41,15 +45,20 @@ def user_nwb(
     spike_trains: Sequence[np.ndarray] | None = None,
     unit_columns: Mapping[str, Column] | None = None,
     electrodes: tuple[Sequence[str], Sequence[Sequence[int]]] | None = None,
+    session_id: str | None = None,
+    subject_id: str | None = None,
 ) -> Path:
     """`recording` written as another lab's code might. An Images container of img0, img1, ... (the indices in
     `recording.trial_image` count in that, natural, order), with order_of_images only where `order` (positions)
-    is given; extra trials and units columns; electrodes as (their locations, the rows of each unit)."""
+    is given; extra trials and units columns; electrodes as (their locations, the rows of each unit). The session_id
+    is the file's name unless given; a subject_id adds a Subject, as DANDI asks."""
+    subject = Subject(subject_id=subject_id, species="Macaca mulatta", sex="M", age="P7Y") if subject_id else None
     nwbfile = NWBFile(
         session_description="another lab's session",
         identifier="id-1",
         session_start_time=datetime(2025, 5, 1, tzinfo=UTC),
-        session_id=path.stem,
+        session_id=path.stem if session_id is None else session_id,
+        subject=subject,
     )
     names = list(names or [f"img{index}" for index in range(len(recording.image_ids))])
     pixels = recording.images if images is None else images
@@ -337,3 +346,145 @@ def test_unknown_image_names_are_named_with_their_trial(tmp_path: Path, recordin
     path = user_nwb(tmp_path / "u1.nwb", recording, trial_images=names)
     with pytest.raises(InputDataError, match=r"missing from the template: 'img99' \(trial 4\)"):
         read_recording_nwb(path)
+
+
+# The folders labs publish in (DANDI) ---------------------------------------------------------------------------
+
+DANDI_PATTERN = "sub-*/sub-*_ses-{session}_*.nwb"
+TWO_SUBJECTS = {
+    "sub-M1/sub-M1_ses-190923_behavior+ecephys.nwb": "190923",
+    "sub-M2/sub-M2_ses-191002_ecephys.nwb": "191002",
+}
+
+
+def dandi_tree(root: Path, recording: Recording, files: Mapping[str, str]) -> Path:
+    """A DANDI dataset's tree: each file (sub-<subject>/sub-<subject>_ses-<session>_<modalities>.nwb) as another
+    lab's code writes it, holding the session_id `files` gives it and its subject."""
+    for name, session_id in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        subject = path.parent.name.removeprefix("sub-")
+        user_nwb(path, recording, order=range(12), session_id=session_id, subject_id=subject)
+    return root
+
+
+def test_a_dandi_tree_of_two_subjects_is_found_and_preprocessed(tmp_path: Path, recording: Recording) -> None:
+    root = dandi_tree(tmp_path / "000999", recording, TWO_SUBJECTS)
+    (root / "sub-M1" / "._sub-M1_ses-190923_behavior+ecephys.nwb").write_bytes(b"macOS metadata")  # hidden: ignored
+    files = session_nwb_files(root, {"190923": None, "191002": None}, pattern=DANDI_PATTERN)
+    assert files == {
+        "190923": root / "sub-M1/sub-M1_ses-190923_behavior+ecephys.nwb",
+        "191002": root / "sub-M2/sub-M2_ses-191002_ecephys.nwb",
+    }
+    expected, _ = trial_responses(recording, latency_ms=50, window_ms=100)
+    for session, monkey in (("190923", "M1"), ("191002", "M2")):
+        output = tmp_path / "sessions" / f"{session}.nc"
+        preprocess_session(files[session], output, params=PREPROCESS_PARAMS, seed=1)
+        with xr.open_dataset(output) as dataset:
+            assert (dataset.attrs["session"], dataset.attrs["monkey"]) == (session, monkey)
+            np.testing.assert_array_equal(dataset["responses"].values, expected)
+
+
+def test_the_flat_folder_is_the_default(tmp_path: Path) -> None:
+    """<path>/<session>.nwb, taken as it is (a missing file is named by Snakemake or the reader, as before)."""
+    assert session_nwb_files(tmp_path, {"t01": None, "t02": None}) == {
+        "t01": tmp_path / "t01.nwb",
+        "t02": tmp_path / "t02.nwb",
+    }
+
+
+def test_sessions_found_by_the_session_id_in_their_files(tmp_path: Path, recording: Recording) -> None:
+    """Files named by another scheme: the session_id stored in each says which session it is; other sessions'
+    files are left alone."""
+    files = {
+        "sub-M1/sub-M1_ses-1_ecephys.nwb": "190923",
+        "sub-M2/sub-M2_ses-1_ecephys.nwb": "191002",
+        "sub-M2/sub-M2_ses-2_ecephys.nwb": "191105",  # not in the config
+    }
+    root = dandi_tree(tmp_path, recording, files)
+    found = session_nwb_files(root, {"190923": None, "191002": None}, pattern="sub-*/*.nwb", match_by="session_id")
+    assert found == {
+        "190923": root / "sub-M1/sub-M1_ses-1_ecephys.nwb",
+        "191002": root / "sub-M2/sub-M2_ses-1_ecephys.nwb",
+    }
+    same = session_nwb_files(root, {"190923": None}, pattern=DANDI_PATTERN, match_by="session_id")  # {session}: *
+    assert same == {"190923": found["190923"]}
+    with pytest.raises(
+        InputDataError,
+        match=r"no NWB file holds session_id '200101' .*3 file\(s\) match 'sub-\*/\*\.nwb', "
+        r"holding session_id 190923, 191002, 191105",
+    ):
+        session_nwb_files(root, {"200101": None}, pattern="sub-*/*.nwb", match_by="session_id")
+
+
+def test_a_pattern_matching_several_files_or_none_is_an_error_naming_them(tmp_path: Path, recording: Recording) -> None:
+    """Both subjects have a session 1: which one session '1' means is not guessed."""
+    files = {"sub-M1/sub-M1_ses-1_ecephys.nwb": "1", "sub-M2/sub-M2_ses-1_ecephys.nwb": "1"}
+    root = dandi_tree(tmp_path, recording, files)
+    with pytest.raises(
+        InputDataError,
+        match=r"2 files match 'sub-\*/sub-\*_ses-1_\*\.nwb' \(source\.pattern\) for session '1': "
+        r"sub-M1/sub-M1_ses-1_ecephys\.nwb, sub-M2/sub-M2_ses-1_ecephys\.nwb\. .*not guessed: give the session its "
+        r"file",
+    ):
+        session_nwb_files(root, {"1": None}, pattern=DANDI_PATTERN)
+    with pytest.raises(
+        InputDataError,
+        match=r"2 files hold session_id '1': sub-M1/.*, sub-M2/.*not guessed: list each as its own session",
+    ):
+        session_nwb_files(root, {"1": None}, pattern="sub-*/*.nwb", match_by="session_id")
+    with pytest.raises(
+        InputDataError,
+        match=r"no file matches 'sub-\*/sub-\*_ses-2_\*\.nwb' \(source\.pattern\) for session '2': check",
+    ):
+        session_nwb_files(root, {"2": None}, pattern=DANDI_PATTERN)
+    with pytest.raises(InputDataError, match=r"for session '1' \(the folder does not exist\)"):
+        session_nwb_files(tmp_path / "absent", {"1": None}, pattern=DANDI_PATTERN)
+    # Resolved: each session named with its own id and file (a glob that matches one).
+    sessions = {"M1-1": "sub-M1/sub-M1_ses-1_ecephys.nwb", "M2-1": "sub-M2/*_ses-1_*.nwb"}
+    assert session_nwb_files(root, sessions, pattern=DANDI_PATTERN) == {
+        "M1-1": root / "sub-M1/sub-M1_ses-1_ecephys.nwb",
+        "M2-1": root / "sub-M2/sub-M2_ses-1_ecephys.nwb",
+    }
+    with pytest.raises(
+        InputDataError, match=r"2 files match 'sub-\*/\*_ses-1_\*\.nwb' \(the session's file in sessions\)"
+    ):
+        session_nwb_files(root, {"M1-1": "sub-*/*_ses-1_*.nwb"})
+    with pytest.raises(
+        InputDataError, match=r"sub-M1_ses-1_ecephys\.nwb: is the file of sessions a, b: each session needs its own"
+    ):
+        session_nwb_files(root, {"a": "sub-M1/sub-M1_ses-1_ecephys.nwb", "b": "sub-M1/*.nwb"})
+
+
+def test_an_unreadable_file_among_those_matched_by_session_id_is_named(tmp_path: Path, recording: Recording) -> None:
+    root = dandi_tree(tmp_path, recording, TWO_SUBJECTS)
+    (root / "sub-M2" / "sub-M2_ses-191003_ecephys.nwb").write_bytes(b"an upload cut short")
+    with pytest.raises(
+        InputDataError,
+        match=r"sub-M2_ses-191003_ecephys\.nwb: cannot be read as NWB .* must be read: narrow the pattern",
+    ):
+        session_nwb_files(root, {"190923": None}, pattern=DANDI_PATTERN, match_by="session_id")
+
+
+def test_the_workflow_resolves_each_sessions_file_in_a_dandi_tree(tmp_path: Path, recording: Recording) -> None:
+    """A dry run plans each session's preprocessing from its file: found by the session_id stored in it, or, for the
+    file that stores the lab's own id, given in sessions."""
+    subjects = {"t01": "M1", "t02": "M1", "t03": "M1", "t04": "M2"}
+    files = {f"sub-{subject}/sub-{subject}_ses-{session}_ecephys.nwb": session for session, subject in subjects.items()}
+    files["sub-M2/sub-M2_ses-191002_ecephys.nwb"] = "2019-10-02"
+    root = dandi_tree(tmp_path / "dandiset", recording, files)
+    config = yaml.safe_load(TINY_CONFIG.read_text())
+    config.pop("virtual_lab")
+    config["source"] = {"kind": "nwb", "path": str(root), "pattern": "sub-*/*.nwb", "match_by": "session_id"}
+    assert config["sessions"][4]["id"] == "t05"
+    config["sessions"][4]["file"] = "sub-M2/*_ses-191002_*.nwb"
+    (tmp_path / "dandi.yaml").write_text(yaml.safe_dump(config))
+    result = run_snakemake(tmp_path, "--configfile", str(tmp_path / "dandi.yaml"), "--dry-run")
+    planned = re.findall(r"rule preprocess_session:\n\s+input: (\S+)\n\s+output: \S+/sessions/(\w+)\.nc", result.stdout)
+    assert {session: Path(path) for path, session in planned} == {
+        "t01": root / "sub-M1/sub-M1_ses-t01_ecephys.nwb",
+        "t02": root / "sub-M1/sub-M1_ses-t02_ecephys.nwb",
+        "t03": root / "sub-M1/sub-M1_ses-t03_ecephys.nwb",
+        "t04": root / "sub-M2/sub-M2_ses-t04_ecephys.nwb",
+        "t05": root / "sub-M2/sub-M2_ses-191002_ecephys.nwb",
+    }

@@ -93,6 +93,7 @@ def _check_consistency(config: dict[str, Any], source: str | Path | None) -> Non
         )
     if kind != "virtual_lab" and not config["source"].get("path"):
         raise ConfigError(source, f"source.path is required when source.kind is '{kind}'")
+    _check_session_files(config, source)
     if kind == "virtual_lab":
         fractions = config["virtual_lab"]["kind_fractions"]
         if sum(fractions.values()) <= 0:
@@ -100,6 +101,24 @@ def _check_consistency(config: dict[str, Any], source: str | Path | None) -> Non
         for role in {session["role"] for session in config["sessions"]}:
             if sum(config["virtual_lab"]["roles"][role]["images"].values()) < 2:
                 raise ConfigError(source, f"virtual_lab.roles.{role}.images must total at least 2 images")
+
+
+def _check_session_files(config: dict[str, Any], source: str | Path | None) -> None:
+    """A session's own file is for NWB data; source.pattern must tell the sessions' files apart by file name unless
+    they are matched by their NWB session_id or each is given its file."""
+    kind, pattern = config["source"]["kind"], config["source"]["pattern"]
+    given = [session["id"] for session in config["sessions"] if "file" in session]
+    if given and kind != "nwb":
+        raise ConfigError(source, f"sessions' file is for source kind nwb, not {kind}; given for: {', '.join(given)}")
+    others = [session["id"] for session in config["sessions"] if "file" not in session]
+    if kind == "nwb" and others and config["source"]["match_by"] == "file_name" and "{session}" not in pattern:
+        raise ConfigError(
+            source,
+            f"source.pattern '{pattern}' has no {{session}}, so it cannot tell the sessions' files apart: put "
+            "{session} where the session's id appears in the file names, set source.match_by to session_id (the "
+            "session_id stored in each file), or give each session its file in sessions (not given for: "
+            f"{', '.join(others)})",
+        )
 
 
 def _check_synthesis_controls(config: dict[str, Any], sessions: Sequence[str], source: str | Path | None) -> None:

@@ -1,10 +1,11 @@
 # Path helpers and input functions shared by the rule files (no rules here).
+import functools
 import re
-from pathlib import Path
 
 from compactcortex.config import session_roles, sorted_keys
 from compactcortex.io.compression_plan import read_plan
 from compactcortex.io.cowley2023 import cowley_paths, published_models
+from compactcortex.io.nwb import session_nwb_files
 from compactcortex.resources import (
     UNKNOWN_SESSION_IMAGES,
     compression_resources,
@@ -76,7 +77,15 @@ def recording_nwb(wildcards):
     """The NWB file a session is preprocessed from: simulated here, or the user's own."""
     if SOURCE["kind"] == "virtual_lab":
         return f"{DATA}/raw/{wildcards.session}.nwb"
-    return str(Path(SOURCE["path"]) / f"{wildcards.session}.nwb")
+    return str(users_nwb_files()[wildcards.session])
+
+
+@functools.cache
+def users_nwb_files():
+    """Each session's NWB file under source.path (its file in sessions, or source.pattern and source.match_by),
+    found once per run: a tree is searched, and with match_by session_id its files opened, once."""
+    files = {session["id"]: session.get("file") for session in config["sessions"]}
+    return session_nwb_files(SOURCE["path"], files, pattern=SOURCE["pattern"], match_by=SOURCE["match_by"])
 
 
 def section(*keys):

@@ -1,7 +1,9 @@
-"""Read and write recording sessions as NWB files (Units, trials, images as stimulus templates)."""
+"""Read and write recording sessions as NWB files (Units, trials, images as stimulus templates), and find each
+session's file in a folder or a DANDI-style tree."""
 
 from __future__ import annotations
 
+import glob
 import itertools
 import json
 import logging
@@ -111,8 +113,8 @@ def _write_recording_nwb(
             data=recording.trial_image.astype(np.uint32),
             indexed_images=images,
             unit="N/A",
-            timestamps=recording.trial_onset,
             description="Index (in order_of_images) of the image shown at each onset.",
+            **_presentation_times(np.asarray(recording.trial_onset, dtype=np.float64)),
         )
     )
     # Built column by column (add_trial row by row costs a second per thousand trials); the same table, with
@@ -147,6 +149,15 @@ def _write_recording_nwb(
         nwbfile.units.add_unit(spike_times=times, unit_name=str(unit_id), location=str(area))
     with atomic_path(path) as temporary, NWBHDF5IO(str(temporary), "w") as io:
         io.write(nwbfile)
+
+
+def _presentation_times(onsets: np.ndarray) -> dict[str, Any]:
+    """The presentations' times: onsets at a constant interval as starting_time and rate (what nwbinspector asks of
+    regular timestamps, to nanoseconds), any others as timestamps."""
+    intervals = np.unique(np.diff(onsets).round(9))
+    if onsets.size > 2 and intervals.size == 1 and intervals[0] > 0:
+        return {"starting_time": float(onsets[0]), "rate": float((onsets.size - 1) / (onsets[-1] - onsets[0]))}
+    return {"timestamps": onsets}
 
 
 IMAGE_ORDERS = ("recorded", "natural", "alphabetical")
@@ -189,17 +200,23 @@ def read_recording_nwb(
         raise ValueError(f"image_order must be one of {IMAGE_ORDERS}, not {image_order!r}")
     if not path.is_file():
         raise InputDataError(path, "NWB file not found")
-    try:
-        handle = h5py.File(path, "r")
-    except OSError as exc:
-        raise InputDataError(path, f"cannot be read as NWB (corrupt or truncated file?): {exc}") from exc
-    with handle:
-        if "nwb_version" not in handle.attrs:
-            raise InputDataError(path, "is an HDF5 file but not an NWB file (no nwb_version attribute)")
+    with _open_nwb(path) as handle:
         try:
             return _read_recording(path, handle, template_name, image_column, image_order, trial_filter)
         except (OSError, KeyError, RuntimeError) as exc:
             raise InputDataError(path, f"cannot be read as NWB (corrupt or truncated file?): {exc}") from exc
+
+
+def _open_nwb(path: Path) -> h5py.File:
+    """`path` opened for reading, checked to be an NWB file (an InputDataError naming it otherwise)."""
+    try:
+        handle = h5py.File(path, "r")
+    except OSError as exc:
+        raise InputDataError(path, f"cannot be read as NWB (corrupt or truncated file?): {exc}") from exc
+    if "nwb_version" not in handle.attrs:
+        handle.close()
+        raise InputDataError(path, "is an HDF5 file but not an NWB file (no nwb_version attribute)")
+    return handle
 
 
 def _read_recording(
@@ -564,3 +581,150 @@ def _trial_image_indices(path: Path, values: np.ndarray, image_ids: np.ndarray, 
         listed = ", ".join(f"'{names[trial]}' (trial {trial_ids[trial]})" for trial in unknown[:5])
         raise InputDataError(path, f"trials name images missing from the template: {listed}")
     return np.asarray([lookup[name] for name in names], dtype=np.int64)
+
+
+# Each session's file: a flat folder, a DANDI-style tree (sub-<id>/sub-<id>_ses-<id>_*.nwb) or the NWB session_id --
+
+SESSION_FIELD = "{session}"
+MATCH_BY = ("file_name", "session_id")
+SHOWN_FILES = 10  # files listed in a message
+
+
+def session_nwb_files(
+    root: str | Path,
+    sessions: Mapping[str, str | None],
+    *,
+    pattern: str = "{session}.nwb",
+    match_by: str = "file_name",
+) -> dict[str, Path]:
+    """Each session's NWB file under `root`. `sessions` maps a session id to the session's own file (a path or a
+    glob, relative to `root` or absolute) or to None; the others are found by `pattern`, a glob relative to `root`
+    in which {session} stands for the id: by their file names (`match_by` "file_name"), or by the session_id
+    stored in the files `pattern` matches with {session} read as * ("session_id").
+
+    A path without wildcards is taken as it is (a missing one is named by Snakemake, or by the reader). Nothing is
+    guessed: a glob matching no file or several, two files holding a session's session_id, or two sessions given
+    the same file is an InputDataError naming the files and how to resolve it."""
+    root = Path(root)
+    if match_by not in MATCH_BY:
+        raise ValueError(f"match_by must be one of {MATCH_BY}, not {match_by!r}")
+    by_session_id = None
+    if match_by == "session_id" and None in sessions.values():
+        by_session_id = _files_by_session_id(root, pattern.replace(SESSION_FIELD, "*"))
+    files = {}
+    for session, file in sessions.items():
+        if file is not None:
+            files[session] = _one_file(root, file, session, given=True)
+        elif by_session_id is not None:
+            files[session] = _file_holding(root, session, pattern.replace(SESSION_FIELD, "*"), by_session_id)
+        else:
+            files[session] = _one_file(root, pattern.replace(SESSION_FIELD, session), session, given=False)
+    _check_one_session_per_file(files)
+    return files
+
+
+def read_nwb_session_id(path: str | Path) -> str | None:
+    """The session_id an NWB file holds (None where it holds none)."""
+    with _open_nwb(Path(path)) as handle:
+        return _text(handle, "general/session_id") or None
+
+
+def _glob(root: Path, pattern: str) -> list[Path]:
+    """The files `pattern` (relative to `root`, or absolute; ** spans folders) matches, sorted; hidden files (such as
+    macOS's ._ copies) are left out."""
+    return sorted(
+        root / match for match in glob.glob(pattern, root_dir=root, recursive=True) if (root / match).is_file()
+    )
+
+
+def _one_file(root: Path, pattern: str, session: str, *, given: bool) -> Path:
+    """The one file `pattern` names (the session's own file where `given`, else source.pattern's): itself when it
+    holds no wildcard, else the only file it matches."""
+    if glob.escape(pattern) == pattern:
+        return root / pattern
+    found = _glob(root, pattern)
+    if len(found) == 1:
+        return found[0]
+    where = "the session's file in sessions" if given else "source.pattern"
+    if not found:
+        missing = "" if root.is_dir() else " (the folder does not exist)"
+        fix = "correct the session's file" if given else "give the session its file in sessions (file: ...)"
+        raise InputDataError(
+            root,
+            f"no file matches '{pattern}' ({where}) for session '{session}'{missing}: check source.path and {where}, "
+            f"or {fix}",
+        )
+    fix = (
+        "narrow the session's file until it matches one"
+        if given
+        else "give the session its file in sessions (file: <path relative to source.path>), or narrow source.pattern "
+        "until it matches one file per session"
+    )
+    raise InputDataError(
+        root,
+        f"{len(found)} files match '{pattern}' ({where}) for session '{session}': {_listing(root, found)}. Which one "
+        f"is the session's is not guessed: {fix}",
+    )
+
+
+def _files_by_session_id(root: Path, pattern: str) -> dict[str | None, list[Path]]:
+    """The files `pattern` matches, by the session_id each holds (None: none)."""
+    found: dict[str | None, list[Path]] = {}
+    for path in _glob(root, pattern):
+        try:
+            session_id = read_nwb_session_id(path)
+        except InputDataError as exc:
+            raise InputDataError(
+                path,
+                f"{exc.problem}. source.match_by is session_id and source.pattern ('{pattern}') matches this file, so "
+                "its session_id must be read: narrow the pattern to leave it out, or give each session its file in "
+                "sessions (file: ...)",
+            ) from exc
+        found.setdefault(session_id, []).append(path)
+    return found
+
+
+def _file_holding(root: Path, session: str, pattern: str, by_session_id: Mapping[str | None, list[Path]]) -> Path:
+    """The one file that holds session_id `session`."""
+    found = by_session_id.get(session, [])
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        held = sorted(session_id for session_id in by_session_id if session_id is not None)
+        n_files = sum(len(paths) for paths in by_session_id.values())
+        holding = f", holding session_id {', '.join(held[:SHOWN_FILES])}" if held else ""
+        holding += ", ..." if len(held) > SHOWN_FILES else ""
+        without = len(by_session_id.get(None, []))
+        holding += f" ({without} without one)" if without else ""
+        raise InputDataError(
+            root,
+            f"no NWB file holds session_id '{session}' (source.match_by: session_id): {n_files} file(s) match "
+            f"'{pattern}'{holding}. Check the session's id in sessions and source.pattern, or give the session its "
+            "file (file: ...)",
+        )
+    raise InputDataError(
+        root,
+        f"{len(found)} files hold session_id '{session}': {_listing(root, found)}. Which one is the session's is not "
+        "guessed: list each as its own session with its file in sessions (file: <path relative to source.path>), "
+        "or narrow source.pattern until one remains",
+    )
+
+
+def _check_one_session_per_file(files: Mapping[str, Path]) -> None:
+    """Two sessions never read the same file."""
+    sessions_of: dict[Path, list[str]] = {}
+    for session, path in files.items():
+        sessions_of.setdefault(path.resolve(), []).append(session)
+    for path, sessions in sessions_of.items():
+        if len(sessions) > 1:
+            raise InputDataError(
+                path,
+                f"is the file of sessions {', '.join(sessions)}: each session needs its own file (check source.pattern "
+                "and the sessions' file)",
+            )
+
+
+def _listing(root: Path, paths: list[Path]) -> str:
+    """Files for a message, relative to `root` where they lie under it."""
+    shown = [str(path.relative_to(root)) if path.is_relative_to(root) else str(path) for path in paths[:SHOWN_FILES]]
+    return ", ".join(shown) + (f", ... ({len(paths)} in all)" if len(paths) > SHOWN_FILES else "")
