@@ -1,4 +1,5 @@
-"""Logging for Snakemake jobs: everything a job prints, progress bars included, goes to its log file."""
+"""Logging for Snakemake jobs: everything a job prints, its progress lines (``progress``) included, goes to its log
+file."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from pathlib import Path
 
 @contextlib.contextmanager
 def logging_to(log_path: str | Path) -> Iterator[logging.Logger]:
-    """Send logging, warnings and stderr (tqdm) to `log_path`; log any exception with its traceback."""
+    """Send logging, warnings and stderr to `log_path`; log any exception with its traceback."""
     log_path = Path(log_path)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "w", buffering=1) as stream, contextlib.redirect_stderr(stream):

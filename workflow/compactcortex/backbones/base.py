@@ -4,8 +4,8 @@ the helpers they share."""
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
-import sys
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 
@@ -13,7 +13,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from tqdm import tqdm
+
+from compactcortex.progress import Progress
+
+log = logging.getLogger(__name__)
 
 # ImageNet statistics in 0..255 units (torchvision's normalisation).
 IMAGENET_MEAN = (0.485 * 255, 0.456 * 255, 0.406 * 255)
@@ -108,7 +111,7 @@ class Backbone(ABC):
         progress: bool = False,
     ) -> dict[str, np.ndarray]:
         """Features per layer, float32 (n, C, h, w), computed in batches in eval mode without gradients
-        (in bfloat16 on CUDA where `cuda_autocast`)."""
+        (in bfloat16 on CUDA where `cuda_autocast`); with `progress`, progress lines in the log (`progress`)."""
         layers = self.check_layers(layers)
         images = _check_images(images)
         if batch_size < 1 or input_size < 1:
@@ -117,8 +120,8 @@ class Backbone(ABC):
         cuda = torch_device.type == "cuda"
         found = {layer: np.empty((len(images), *self.feature_shape(layer, input_size)), np.float32) for layer in layers}
         with _on_device(self.network, torch_device), torch.inference_mode():
-            starts = range(0, len(images), batch_size)
-            for start in tqdm(starts, desc=f"{self.name} features", disable=not progress, file=sys.stderr):
+            reporter = Progress(f"{self.name} features", len(images), "image", logger=log) if progress else None
+            for start in range(0, len(images), batch_size):
                 x = self.preprocess(images[start : start + batch_size], input_size, torch_device)
                 x = x.contiguous(memory_format=torch.channels_last)
                 with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda and self.cuda_autocast):
@@ -126,4 +129,6 @@ class Backbone(ABC):
                 for layer in layers:
                     # straight into the result (converting dtype and layout on the way): no temporary copy
                     torch.from_numpy(found[layer][start : start + len(x)]).copy_(features[layer])
+                if reporter is not None:
+                    reporter.update(start + len(x))
         return found

@@ -23,6 +23,7 @@ from compactcortex.compact.stream import PoolData, RangeBatches
 from compactcortex.config import settings_from
 from compactcortex.models.compact import N_LAYERS, CompactModel, initial_student, predict
 from compactcortex.models.compact_bank import StudentBank
+from compactcortex.progress import Progress
 from compactcortex.seeding import rng_for
 
 log = logging.getLogger(__name__)
@@ -60,14 +61,14 @@ def initial_seed(seed: int, session: str, neuron: str) -> int:
 
 
 def train_students(
-    students: Sequence[CompactModel], data: PoolData, settings: DistillSettings, batched: bool
+    students: Sequence[CompactModel], data: PoolData, settings: DistillSettings, batched: bool, name: str = "distill"
 ) -> list[CompactModel]:
     """Distil each student on its neuron's labels (the pool's neurons, in order): one network for all, or one by
-    one in step (each batch regenerated once for all of them)."""
+    one in step (each batch regenerated once for all of them). Progress is logged under ``name``."""
     start = time.perf_counter()
     if batched and len(students) > 1:
         bank = StudentBank.from_students(students)
-        history = distill_pool([bank], data, settings)[0]
+        history = distill_pool([bank], data, settings, name=name)[0]
         log.info(
             "%d students as one network: %d steps in %.1f s, last epoch's loss %.3f (summed over students)",
             len(students),
@@ -77,7 +78,7 @@ def train_students(
         )
         dtype = next(students[0].parameters()).dtype
         return [s.to(dtype=dtype, memory_format=torch.contiguous_format) for s in bank.to_students()]
-    histories = distill_pool(students, data, settings)
+    histories = distill_pool(students, data, settings, name=name)
     log.info(
         "%d students: %d steps in %.1f s, last epoch's losses %s",
         len(students),
@@ -88,17 +89,30 @@ def train_students(
     return [student.to(memory_format=torch.contiguous_format) for student in students]
 
 
-def heldout_fidelity(students: Sequence[CompactModel], data: PoolData, batch_size: int = 256) -> list[float]:
-    """Each student's r^2 to its neuron's labels on the pool's held-out images, streamed in batches."""
+def heldout_fidelity(
+    students: Sequence[CompactModel], data: PoolData, batch_size: int = 256, name: str = "held-out fidelity"
+) -> list[float]:
+    """Each student's r^2 to its neuron's labels on the pool's held-out images, streamed in batches (progress
+    logged under ``name``, in images)."""
     indices = data.heldout_indices()
     batches = RangeBatches(int(indices[0]), int(indices[-1]) + 1, batch_size)
     predictions: list[list[np.ndarray]] = [[] for _ in students]
-    for _, images in data.image_batches(batches, len(batches)):
+    progress = Progress(name, len(indices), "image", logger=log)
+    for done, (_, images) in enumerate(data.image_batches(batches, len(batches)), start=1):
         x = students[0].preprocess(images)
         for k, student in enumerate(students):
             predictions[k].append(predict(student, x, batch_size)[:, 0])
+        progress.update(min(done * batch_size, len(indices)))
     targets = data.targets_of(indices)
     return [float(squared_correlation(np.concatenate(predictions[k]), targets[:, k])[0]) for k in range(len(students))]
+
+
+def _pruned_details(neuron: str, report: Mapping[str, Any]) -> str:
+    """A pruning progress line's last student: its filters and probe fidelity before and after."""
+    return (
+        f"last {neuron}: filters {report['filters_after']}, "
+        f"probe r2 {report['fidelity_before']:.3f} -> {report['fidelity_after']:.3f}"
+    )
 
 
 def fold_output_scale_(model: CompactModel, scale: float, offset: float) -> CompactModel:
@@ -130,26 +144,28 @@ def compress_neurons(
     start = time.perf_counter()
     students = train_students(students, data, settings.distill, settings.batched)
     distill_seconds = (time.perf_counter() - start) / n
-    unpruned = heldout_fidelity(students, data)
+    unpruned = heldout_fidelity(students, data, name="held-out fidelity (distilled)")
 
     probe = np.arange(min(settings.probe_images, data.n_train))
     log.info("distilled %d students; pruning them on %d probe images", n, probe.size)
     probe_images, probe_targets = data.images.images(probe), data.targets_of(probe)
     pruned, prune_reports, prune_seconds = [], [], []
+    progress = Progress("prune", n, "student", logger=log)
     for index, student in enumerate(students):
         start = time.perf_counter()
         model, report = prune(student, probe_images, probe_targets[:, index], settings.prune)
         prune_seconds.append(time.perf_counter() - start)
         pruned.append(model)
         prune_reports.append(report)
-    before_retrain = heldout_fidelity(pruned, data)
+        progress.update(index + 1, _pruned_details(neuron_ids[index], report))
+    before_retrain = heldout_fidelity(pruned, data, name="held-out fidelity (pruned)")
 
     log.info("pruned: filters %s; retraining", [list(m.filters) for m in pruned])
     start = time.perf_counter()
     retrain = replace(settings.distill, steps=settings.retrain_steps)
-    final = [model.cpu().eval() for model in train_students(pruned, data, retrain, settings.batched)]
+    final = [model.cpu().eval() for model in train_students(pruned, data, retrain, settings.batched, "retrain")]
     retrain_seconds = (time.perf_counter() - start) / n
-    fidelities = heldout_fidelity(final, data)
+    fidelities = heldout_fidelity(final, data, name="held-out fidelity (retrained)")
 
     results = []
     for index, model in enumerate(final):

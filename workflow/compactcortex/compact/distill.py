@@ -7,6 +7,7 @@ batch by batch (``stream``): its size never reaches memory.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +18,9 @@ import torch
 from compactcortex.compact.stream import BatchSampler, ImageArray, LabelArray, PoolData, RangeBatches
 from compactcortex.models.compact import CompactModel, predict, smooth_depthwise_kernels_
 from compactcortex.models.ensemble import autocast_for
+from compactcortex.progress import Progress
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -61,10 +65,15 @@ def _as_targets(targets: np.ndarray, n_images: int, n_outputs: int) -> np.ndarra
     return y
 
 
+def output_mse(predictions: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Each output's mean squared error over the batch (n_outputs,)."""
+    return ((predictions - targets) ** 2).mean(dim=0)
+
+
 def per_output_mse(predictions: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """Mean squared error over the batch, summed over outputs: each output's gradient is exactly its own MSE's,
     so N students trained as one network (or one shared model) get the updates they would get one by one."""
-    return ((predictions - targets) ** 2).mean(dim=0).sum()
+    return output_mse(predictions, targets).sum()
 
 
 def network_input(model: CompactModel, images: np.ndarray | torch.Tensor, device: str) -> torch.Tensor:
@@ -92,11 +101,16 @@ def distill_pool(
     students: Sequence[CompactModel],
     data: PoolData,
     settings: DistillSettings,
+    *,
+    name: str = "distill",
 ) -> list[dict[str, Any]]:
     """Train each student in place by MSE on its columns of the pool's targets (a student with k outputs takes the
     next k neurons), all on the same batches, step by step: each batch is regenerated once for all of them, and
     each student gets exactly the updates it would get alone. Returns a history per student (loss per step, per
-    epoch); the students are left in eval mode."""
+    epoch); the students are left in eval mode.
+
+    Progress is logged under ``name`` (``progress``): each step window's rate and every neuron's mean loss over the
+    window (the mean over neurons, the lowest and the highest, with their neurons)."""
     torch.manual_seed(settings.seed)
     if sum(s.n_outputs for s in students) != len(data.neuron_ids):
         raise ValueError(f"{len(data.neuron_ids)} neurons' labels for students of {[s.n_outputs for s in students]}")
@@ -113,20 +127,29 @@ def distill_pool(
         schedules.append(schedule)
     sampler = BatchSampler(data.n_train, settings.batch_size, settings.seed, data.block)
     losses: list[list[float]] = [[] for _ in students]
+    progress = Progress(name, settings.steps, "step", logger=log)
+    window: list[torch.Tensor] = []  # each student's summed per-output losses since the last progress line
     for step, (indices, images) in enumerate(data.image_batches(sampler, settings.steps), start=1):
         x = network_input(students[0], images, settings.device)
         y = torch.as_tensor(data.targets_of(indices), dtype=x.dtype, device=x.device)
         for k, (student, optimizer, schedule) in enumerate(zip(students, optimizers, schedules, strict=True)):
             with autocast_for(settings.device):  # bf16 on a GPU, as the ensemble; plain float32 on a CPU
                 predictions = student(x)
-            loss = per_output_mse(predictions.to(y.dtype), y[:, bounds[k] : bounds[k + 1]])
+            errors = output_mse(predictions.to(y.dtype), y[:, bounds[k] : bounds[k + 1]])
+            loss = errors.sum()  # per_output_mse
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             schedule.step()
             losses[k].append(float(loss.detach()))
+            if len(window) <= k:
+                window.append(errors.detach().clone())
+            else:
+                window[k] += errors.detach()
             if settings.smoothing_sigma > 0 and step % settings.smoothing_every == 0:
                 smooth_depthwise_kernels_(student, settings.smoothing_sigma)
+        if progress.update(step, lambda: _window_loss(window, progress, data.neuron_ids)):
+            window.clear()
     if settings.recalibrate_batchnorm:
         calibration = RangeBatches(0, min(settings.calibration_images, data.n_train), settings.batch_size)
         batches = data.image_batches(calibration, len(calibration))
@@ -138,6 +161,20 @@ def distill_pool(
         epoch_loss = [float(np.mean(loss[i : i + per_epoch])) for i in range(0, len(loss), per_epoch)]
         histories.append({"loss": loss, "epoch_loss": epoch_loss, "steps": len(loss), "n_images": data.n_train})
     return histories
+
+
+def _window_loss(window: Sequence[torch.Tensor], progress: Progress, neuron_ids: np.ndarray) -> str:
+    """A progress line's loss: each neuron's mean loss over the steps since the previous line (``window``: the
+    students' summed per-output losses), and for several the mean over neurons, the lowest and the highest."""
+    steps = progress.done - progress.last_done
+    per_neuron = torch.cat([w.reshape(-1) for w in window]).double().cpu().numpy() / max(steps, 1)
+    if per_neuron.size == 1:
+        return f"loss {per_neuron[0]:.4g}"
+    low, high = int(np.argmin(per_neuron)), int(np.argmax(per_neuron))
+    return (
+        f"loss {per_neuron.mean():.4g} (mean of {per_neuron.size} students; "
+        f"min {per_neuron[low]:.4g} {neuron_ids[low]}, max {per_neuron[high]:.4g} {neuron_ids[high]})"
+    )
 
 
 @torch.no_grad()

@@ -18,6 +18,7 @@ drawn in one piece (a test checks it).
 
 from __future__ import annotations
 
+import logging
 from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -27,6 +28,9 @@ import numpy as np
 import torch
 
 from compactcortex.pool import feistel_keys, shuffled_positions
+from compactcortex.progress import Progress
+
+log = logging.getLogger(__name__)
 
 
 class ImageSource(Protocol):
@@ -206,15 +210,19 @@ class PoolData:
         """Each neuron's mean and standard deviation of its labels over the training images (float64, two passes,
         block by block: one neuron's values never depend on which neurons share the job)."""
         n = len(self.neuron_ids)
+        n_blocks = -(-self.n_train // self.block)
+        progress = Progress("label statistics", 2 * n_blocks, "block", logger=log)  # every block read twice
         sums = np.zeros(n)
         for start, stop in self.train_ranges():
             block = self.labels.read(start, stop)
             sums += [np.sum(block[row].astype(np.float64)) for row in range(n)]
+            progress.advance(1, "means")
         mean = sums / self.n_train
         squares = np.zeros(n)
         for start, stop in self.train_ranges():
             block = self.labels.read(start, stop)
             squares += [np.sum((block[row].astype(np.float64) - mean[row]) ** 2) for row in range(n)]
+            progress.advance(1, "standard deviations")
         return mean, np.sqrt(squares / self.n_train)
 
     def channel_means(self, n_images: int, batch_size: int = 256) -> list[float]:

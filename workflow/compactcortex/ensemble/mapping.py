@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -14,8 +15,11 @@ from compactcortex.ensemble.data import SessionData, ridge_on_first_half, zscore
 from compactcortex.io.predictions import halves
 from compactcortex.metrics import pearson_r
 from compactcortex.models.ensemble import FactorisedReadout, Member, embed
+from compactcortex.progress import Progress
 from compactcortex.ridge import RidgeModel, kfold_indices
 from compactcortex.seeding import rng_for
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -81,7 +85,8 @@ def map_members(
     repeat_mean = session.repeat_mean()
     targets = zscore(repeat_mean[:, fit]).T.astype(np.float32)
     predictions, mappings = [], []
-    for index, member in enumerate(members):
+    progress = Progress(f"{session.session}: {settings.method} mapping", len(members), "member", logger=log)
+    for index, member in enumerate(progress.iterate(members)):
         embedding = embed(member, session.features, device)
         if settings.method == "ridge":
             flat = embedding.flatten(1).numpy().astype(np.float64)

@@ -13,7 +13,6 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from compactcortex import metrics
 from compactcortex.config import settings_from
@@ -21,6 +20,7 @@ from compactcortex.ensemble.data import SessionData, ridge_on_first_half, zscore
 from compactcortex.io.members import read_training_checkpoint, write_training_checkpoint
 from compactcortex.io.predictions import halves
 from compactcortex.models.ensemble import CoreShape, Member, autocast_for, embed, embedding_size, to_device
+from compactcortex.progress import Progress
 from compactcortex.seeding import rng_for
 
 log = logging.getLogger(__name__)
@@ -115,6 +115,16 @@ def fit_member(
     if checkpoint_path.exists():
         state = _resume(checkpoint_path, member, optimizer, scheduler, identity)
     loss_function = nn.MSELoss()
+    # every epoch has the same batches: the run's progress in batches (an upper bound where it stops early)
+    per_epoch = sum(-(-s.n_images // settings.batch_size) for s in train_sessions)
+    progress = Progress(
+        f"member {member_index} training",
+        settings.epochs * per_epoch,
+        "batch",
+        logger=log,
+        start=state["epoch"] * per_epoch,
+    )
+    window: list[float] = []  # the epoch's batches' losses since its start or the last progress line
     for epoch in range(state["epoch"], settings.epochs):
         if epoch - 1 - state["best_epoch"] >= settings.patience and state["best_state"] is not None:
             log.info("member %d: no better validation score for %d epochs; stopping", member_index, settings.patience)
@@ -123,7 +133,8 @@ def fit_member(
         rng = rng_for(settings.seed, "ensemble", f"member{member_index}", f"epoch{epoch}")
         torch.manual_seed(int(rng.integers(2**62)))
         losses = []
-        for session_index, batch in tqdm(_batches(train_sessions, settings.batch_size, rng), desc=f"epoch {epoch}"):
+        window.clear()
+        for session_index, batch in _batches(train_sessions, settings.batch_size, rng):
             session = train_sessions[session_index]
             features = to_device(session.features[batch], settings.device)
             target = targets[session_index][batch].to(settings.device)
@@ -134,6 +145,9 @@ def fit_member(
             loss.backward()
             optimizer.step()
             losses.append(loss.item())
+            window.append(losses[-1])
+            if progress.advance(1, lambda e=epoch: f"epoch {e}, train MSE {np.mean(window):.4f}"):
+                window.clear()
         scheduler.step()
         score = validation_score(member, validation, settings.device, settings.seed)
         state["history"].append({"epoch": epoch, "train_loss": float(np.mean(losses)), "validation_score": score})

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 
 from compactcortex.models.compact import CompactModel, gaussian_kernel_1d
 from compactcortex.models.compact_bank import StudentBank
+from compactcortex.progress import Progress
 
 PIXEL_MAX = 255.0
 NORMS = ("linf", "l2")
@@ -98,13 +99,19 @@ def white_noise(rng: np.random.Generator, n_images: int, image_size: int, std: f
 
 
 def synthesize(
-    bank: StudentBank, start: torch.Tensor, direction: torch.Tensor, settings: SynthesisSettings
+    bank: StudentBank,
+    start: torch.Tensor,
+    direction: torch.Tensor,
+    settings: SynthesisSettings,
+    progress: Progress | None = None,
+    label: str = "",
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Images that drive each neuron's model up (``direction`` +1) or down (-1) as far as the procedure gets.
 
     ``start``: (n_images, N, 3, H, W) pixels (``white_noise``, one draw per neuron); ``direction`` (n_images,): image
     j of every neuron is pushed that way (a neuron's maximizing and minimizing images share one batch). Returns the
-    best images seen (n_images, N, 3, H, W), float in 0..255, and their responses (n_images, N).
+    best images seen (n_images, N, 3, H, W), float in 0..255, and their responses (n_images, N). Each step advances
+    ``progress``, whose lines name ``label`` and the best responses so far (``objective_details``).
     """
     n_images, n = start.shape[:2]
     if n != bank.n_outputs or direction.shape != (n_images,):
@@ -130,7 +137,23 @@ def synthesize(
             pixels = (pixels + settings.step_size * gradient).clamp(0, PIXEL_MAX)
             if (step + 1) % settings.smooth_every == 0:
                 pixels = blur(pixels, settings.smooth_sigma)
+        if progress is not None:
+            progress.advance(1, lambda so_far=best_objective: objective_details(f"{label} best", sign * so_far, sign))
     return best.detach(), (sign * best_objective).detach()
+
+
+def objective_details(label: str, responses: torch.Tensor, sign: torch.Tensor, images: str = "starts") -> str:
+    """A progress line's objective: ``label``, then the responses (n_images, N) of the images pushed up and of
+    those pushed down (``sign`` +1 or -1 per image), each the mean over its images and the neurons, with the range
+    of the images' means over the neurons."""
+    responses = responses.detach().double().cpu()
+    up = sign.detach().cpu().view(-1) > 0
+    parts = []
+    for name, rows in (("up", up), ("down", ~up)):
+        if rows.any():
+            per_image = responses[rows].mean(dim=1)
+            parts.append(f"{name} {per_image.mean():.4g} ({images} {per_image.min():.4g}..{per_image.max():.4g})")
+    return f"{label} response {', '.join(parts)} over {responses.shape[1]} neuron(s)"
 
 
 def _project(delta: torch.Tensor, norm: str, budget: float) -> torch.Tensor:
@@ -141,12 +164,18 @@ def _project(delta: torch.Tensor, norm: str, budget: float) -> torch.Tensor:
 
 
 def adversarial(
-    bank: StudentBank, sources: torch.Tensor, direction: torch.Tensor, settings: AdversarialSettings
+    bank: StudentBank,
+    sources: torch.Tensor,
+    direction: torch.Tensor,
+    settings: AdversarialSettings,
+    progress: Progress | None = None,
+    label: str = "",
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Perturb ``sources`` (n_images, N, 3, H, W; integer pixel values) within the budget so that each neuron's model
     responds as far up (``direction`` +1) or down (-1) as projected gradient steps get.
 
     Returns uint8-valued images (n_images, N, 3, H, W), rounded and still within the budget, and their responses.
+    Each step advances ``progress``, whose lines name ``label`` and the current responses.
     """
     n_images, n = sources.shape[:2]
     if direction.shape != (n_images,):
@@ -168,6 +197,8 @@ def adversarial(
                 step = gradient / gradient.flatten(-3).norm(dim=-1).clamp_min(1e-12).view(n_images, n, 1, 1, 1)
             delta = _project(delta + step_size * step, settings.norm, settings.budget)
             delta = (sources + delta).clamp(0, PIXEL_MAX) - sources
+        if progress is not None:
+            progress.advance(1, lambda now=objective: objective_details(label, sign * now, sign, "sources"))
     images = _rounded_within_budget(sources, delta, settings)
     with torch.no_grad():
         responses = bank_responses(bank, images)

@@ -9,18 +9,19 @@ the controls its model predicts to drive it most. Its files are written and read
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from compactcortex.config import settings_from
 from compactcortex.io.stimulus_sets import ADVERSARIAL_DOWN, ADVERSARIAL_UP, MAXIMIZING, MINIMIZING, NATURAL_TOP
 from compactcortex.models.compact import CompactModel, predict
 from compactcortex.pool import PoolRecipe, pool_image_id
+from compactcortex.progress import Progress
 from compactcortex.seeding import rng_for
 from compactcortex.synthesis.images import (
     AdversarialSettings,
@@ -32,6 +33,8 @@ from compactcortex.synthesis.images import (
 )
 
 NOISE_STD = 40.0  # pixels: the white-noise start about mid-grey
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -80,9 +83,11 @@ def most_driving_natural(
     in batches: memory does not grow with the search."""
     best = [(np.empty(0, dtype=np.int64), np.empty(0)) for _ in models]
     stop = min(n_search, len(pool))
-    for start in tqdm(range(0, stop, batch_size), desc="natural images", unit="batch", mininterval=10):
+    progress = Progress("natural images searched", stop, "image", logger=log)
+    for start in range(0, stop, batch_size):
         natural = pool.natural_indices(start, min(stop, start + batch_size))
         if natural.size == 0:
+            progress.update(min(stop, start + batch_size))
             continue
         images = pool.images(natural)
         for k, model in enumerate(models):
@@ -90,6 +95,7 @@ def most_driving_natural(
             predicted = np.concatenate([best[k][1], predict(model, images)[:, 0]])
             order = np.lexsort((indices, -predicted))[:top]
             best[k] = (indices[order], predicted[order])
+        progress.update(min(stop, start + batch_size))
     if any(len(indices) < top for indices, _ in best):
         raise ValueError(f"the first {stop} pool images hold fewer than synthesis.natural_top = {top} natural ones")
     return best
@@ -126,11 +132,26 @@ def neuron_stimuli(
     # each neuron's images together, in neuron order: the stimulus set's order (and so the closed loop's noise
     # draws) does not depend on how the neurons are grouped into jobs
     rows_of: dict[str, list[dict[str, Any]]] = {neuron: [] for neuron in neurons}
-    for group in tqdm(groups, desc="synthesis", unit="group", mininterval=10):
+    steps = design.synthesis.steps + design.adversarial.steps
+    progress = Progress("synthesis", len(groups) * steps, "step", logger=log)
+    for number, group in enumerate(groups, start=1):
+        label = f"group {number}/{len(groups)} ({neurons[group[0]] if len(group) == 1 else f'{len(group)} neurons'})"
         bank = as_bank([models[i] for i in group])
-        best, responses = synthesize(bank, _stack(starts, group, design.device), synthesis_direction, design.synthesis)
+        best, responses = synthesize(
+            bank,
+            _stack(starts, group, design.device),
+            synthesis_direction,
+            design.synthesis,
+            progress,
+            f"{label} synthesis:",
+        )
         perturbed, adversarial_responses = adversarial(
-            bank, _stack(source_pixels, group, design.device), adversarial_direction, design.adversarial
+            bank,
+            _stack(source_pixels, group, design.device),
+            adversarial_direction,
+            design.adversarial,
+            progress,
+            f"{label} adversarial:",
         )
         for column, i in enumerate(group):
             neuron = neurons[i]
