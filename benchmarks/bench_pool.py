@@ -69,6 +69,7 @@ def _write_inputs(folder: Path) -> dict[str, Any]:
     from compactcortex.io.members import save_member, save_readouts
     from compactcortex.io.session_dataset import build_session_dataset, write_session_dataset
     from compactcortex.models.ensemble import CoreShape, FactorisedReadout, Member
+    from compactcortex.response_scale import ResponseScale
 
     rng = np.random.default_rng(0)
     n = 60
@@ -88,7 +89,8 @@ def _write_inputs(folder: Path) -> dict[str, Any]:
     contents = {"shape": shape.as_dict(), "state_dict": member.state_dict(), "neurons_per_session": {"a": 3}}
     save_member(paths["member"], contents)
     readout = FactorisedReadout(shape.width, NEURONS, 8, 8)
-    save_readouts(paths["readouts"], "factorised", [f"{SESSION}_n{k:03d}" for k in range(NEURONS)], [readout])
+    scale = ResponseScale(np.zeros(NEURONS), np.ones(NEURONS), "spikes per 100 ms counting window")
+    save_readouts(paths["readouts"], "factorised", [f"{SESSION}_n{k:03d}" for k in range(NEURONS)], [readout], scale)
     return {key: str(path) for key, path in paths.items()}
 
 

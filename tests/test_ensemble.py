@@ -118,7 +118,7 @@ def test_a_killed_member_resumes_to_the_same_result(tmp_path: Path, monkeypatch:
     monkeypatch.setattr(train_module, "validation_score", killed_in_epoch_three)
     with pytest.raises(KeyboardInterrupt):
         fit_member(0, train, validation, SHAPE, SETTINGS, tmp_path / "killed.pt")
-    saved = torch.load(tmp_path / "killed.pt", weights_only=False)
+    saved = torch.load(tmp_path / "killed.pt", weights_only=True)
     assert saved["state"]["epoch"] == 2, "the checkpoint of the last finished epoch survives the kill"
     monkeypatch.setattr(train_module, "validation_score", real_score)
     resumed = fit_member(0, train, validation, SHAPE, SETTINGS, tmp_path / "killed.pt")

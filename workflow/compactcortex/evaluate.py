@@ -14,6 +14,7 @@ from compactcortex.io.ground_truth import read_ground_truth
 from compactcortex.io.predictions import halves, read_predictions
 from compactcortex.io.session_dataset import open_session_dataset
 from compactcortex.io.tables import read_table
+from compactcortex.response_scale import ResponseScale, counting_window_units
 
 # Models in the order of the table's columns; a session's table has those it was given.
 MODELS = ("ensemble", "task_driven", "compact", "published_compact")
@@ -28,6 +29,11 @@ class HeldOutResponses:
     single_trial: bool
     image_ids: np.ndarray
     held_out: np.ndarray
+    units: str = "spikes per counting window"
+
+    def response_scale(self) -> ResponseScale:
+        """What the models' z-scored predictions of these neurons are in spike counts (the fit half's statistics)."""
+        return ResponseScale.of_fit_half(self.responses, self.units)
 
     def accuracy(self, prediction: np.ndarray) -> dict[str, np.ndarray]:
         """r2_ER (single trials only) and Pearson r on the held-out half; prediction (neuron, image), all images.
@@ -53,6 +59,7 @@ def held_out_responses(dataset_path: str | Path, neurons: np.ndarray) -> HeldOut
             single_trial=dataset.attrs["response_kind"] == "single_trial",
             image_ids=dataset["image"].values,
             held_out=halves(responses.shape[1])[1],
+            units=counting_window_units(dataset.attrs),
         )
 
 

@@ -12,6 +12,7 @@ from compactcortex.errors import InputDataError
 from compactcortex.io.feature_cache import load_features
 from compactcortex.io.predictions import halves
 from compactcortex.io.session_dataset import open_session_dataset
+from compactcortex.response_scale import counting_window_units, mean_and_sd
 from compactcortex.ridge import RidgeModel, cross_validate_ridge
 
 
@@ -26,6 +27,7 @@ class SessionData:
     image_ids: np.ndarray
     response_kind: str
     source: Path
+    response_units: str = "spikes per counting window"
 
     @property
     def n_images(self) -> int:
@@ -42,10 +44,8 @@ class SessionData:
 
 def zscore(values: np.ndarray, reference: np.ndarray | None = None) -> np.ndarray:
     """Z-score (neuron, image) values per neuron, with the mean and sd of `reference` (default: values)."""
-    reference = values if reference is None else reference
-    mean = reference.mean(axis=1, keepdims=True)
-    std = reference.std(axis=1, ddof=1, keepdims=True)
-    return (values - mean) / np.where(std > 0, std, 1.0)
+    mean, sd = mean_and_sd(values if reference is None else reference)
+    return (values - mean[:, None]) / sd[:, None]
 
 
 def ridge_on_first_half(
@@ -81,6 +81,7 @@ def load_session(dataset_path: str | Path, features_path: str | Path, layer: str
             image_ids=image_ids,
             response_kind=str(dataset.attrs["response_kind"]),
             source=dataset_path,
+            response_units=counting_window_units(dataset.attrs),
         )
     return session
 

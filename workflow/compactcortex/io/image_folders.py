@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from compactcortex.atomic import atomic_path
 from compactcortex.errors import InputDataError
 
 EXTENSIONS = (".jpg", ".jpeg", ".png")
@@ -43,6 +44,24 @@ def listing_sha256(folder: str | Path, files: list[str]) -> str:
     for name in files:
         digest.update(f"{name}\t{(Path(folder) / name).stat().st_size}\n".encode())
     return digest.hexdigest()
+
+
+def read_rgb_image(path: str | Path) -> np.ndarray:
+    """One image file (any format PIL reads) as uint8 (height, width, 3), RGB, at its own size."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputDataError(path, "image file not found")
+    try:
+        with Image.open(path) as image:
+            return np.array(image.convert("RGB"), dtype=np.uint8)
+    except (OSError, UnidentifiedImageError, ValueError) as exc:
+        raise InputDataError(path, f"cannot be read as an image (corrupt or truncated?): {exc}") from exc
+
+
+def write_png(path: str | Path, image: np.ndarray) -> None:
+    """uint8 (height, width, 3) as a PNG file, written atomically."""
+    with atomic_path(path) as temporary:
+        Image.fromarray(np.asarray(image, dtype=np.uint8)).save(temporary, format="PNG")
 
 
 def read_square_image(path: str | Path, size: int) -> np.ndarray:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from compactcortex.atomic import atomic_path
@@ -35,3 +36,25 @@ def read_table(path: str | Path, columns: Sequence[str] = ()) -> pd.DataFrame:
 def read_tables(paths: Sequence[str | Path], columns: Sequence[str] = ()) -> pd.DataFrame:
     """Several tables of the same kind, one after the other."""
     return pd.concat([read_table(path, columns) for path in paths], ignore_index=True)
+
+
+def _responses_frame(images: Sequence[str], neurons: Sequence[str], responses: np.ndarray) -> pd.DataFrame:
+    return pd.concat(
+        [pd.DataFrame({"image": list(images)}), pd.DataFrame(np.asarray(responses), columns=list(neurons))], axis=1
+    )
+
+
+def responses_table_text(images: Sequence[str], neurons: Sequence[str], responses: np.ndarray, units: str) -> str:
+    """Predicted responses as CSV text: a ``# responses in <units>`` line, then one row per image, one column per
+    neuron (read it back with ``pandas.read_csv(path, comment="#")``)."""
+    return f"# responses in {units}\n" + _responses_frame(images, neurons, responses).to_csv(
+        index=False, float_format="%.6g"
+    )
+
+
+def write_responses_table(
+    path: str | Path, images: Sequence[str], neurons: Sequence[str], responses: np.ndarray, units: str
+) -> None:
+    """``responses_table_text`` into a file, atomically."""
+    with atomic_path(path) as temporary:
+        temporary.write_text(responses_table_text(images, neurons, responses, units))

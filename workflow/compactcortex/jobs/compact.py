@@ -15,7 +15,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from tqdm import tqdm
 
 from compactcortex.atomic import atomic_directory
 from compactcortex.backbones import load_backbone
@@ -38,6 +37,7 @@ from compactcortex.models.compact import predict
 from compactcortex.models.ensemble import EMBED_BATCH
 from compactcortex.models.teacher import Teacher
 from compactcortex.pool import pool_recipe
+from compactcortex.progress import Progress
 from compactcortex.provenance import code_version, provenance_attrs
 
 log = logging.getLogger(__name__)
@@ -83,7 +83,8 @@ def teacher_labels(
     with TeacherLabelWriter(
         output, neurons, n, recipe.heldout_start, attrs | {"pool_sources": recipe.describe()}
     ) as writer:
-        for start in tqdm(range(0, n, batch), desc="teacher labels", unit="batch", mininterval=10):
+        progress = Progress("teacher labels", n, "image", logger=log)
+        for start in range(0, n, batch):
             images = recipe.images(np.arange(start, min(n, start + batch)))
             extracted = backbone.extract(
                 images, [layer], input_size=features["input_size"], batch_size=features["batch_size"], device=device
@@ -95,6 +96,7 @@ def teacher_labels(
                     Path(readouts), f"the teacher's labels of pool images {start}.. are not all finite"
                 )
             writer.write(start, labels)
+            progress.update(min(n, start + batch))
     log.info("teacher labels: %d neurons x %d pool images", len(neurons), n)
 
 
@@ -149,6 +151,7 @@ def compress_neurons(
     held = held_out_responses(dataset, np.asarray(neurons))
     predictions = np.stack([predict(model, session_images)[:, 0] for model, _ in results])
     accuracy = held.accuracy(predictions)
+    scale = held.response_scale()
     provenance = provenance_attrs({"compact": dict(compact), "seed": seed, "session": session}, inputs)
     with atomic_directory(output_dir) as temporary:
         for i, (model, report) in enumerate(results):
@@ -160,6 +163,10 @@ def compress_neurons(
                 "r": float(accuracy["r"][i]),
                 "accuracy_on": "held-out half of the session's images (second half, index order)",
                 "output_units": "the teacher's: the ensemble's prediction, responses z-scored on the first half",
+                # output * response_sd + response_mean: spike counts per counting window (public API's predict)
+                "response_mean": float(scale.mean[i]),
+                "response_sd": float(scale.sd[i]),
+                "response_units": scale.units,
                 "seed": seed,
                 "config_sha256": config_sha256({"compact": dict(compact), "seed": seed}),
                 "code_version": code_version(),
@@ -218,12 +225,11 @@ def published_compact_predictions(*, root: str, session: str, dataset: str, outp
     images, image_ids = read_images(dataset)
     # float32: the published float64 weights predict the fixture to ~1e-6 in float32, ten times faster on a CPU
     predictions, x = [], None
-    for count, number in enumerate(numbers, start=1):
+    progress = Progress(f"{session} published models", len(numbers), "model", logger=log)
+    for number in progress.iterate(numbers):
         model = load_published_model(root, session, number, dtype=torch.float32)
         x = model.preprocess(images) if x is None else x  # the published models share the input: preprocessed once
         predictions.append(predict(model, x)[:, 0])
-        if count % 10 == 0 or count == len(numbers):
-            log.info("%s: %d of %d published models predicted", session, count, len(numbers))
     neuron_ids = np.asarray([f"{session}_n{n:03d}" for n in numbers])
     paths = [model_paths(root, session, n)[0] for n in numbers]
     write_predictions(

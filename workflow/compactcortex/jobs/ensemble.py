@@ -24,6 +24,7 @@ from compactcortex.io.stimulus_sets import write_active_learning_set
 from compactcortex.models.ensemble import CoreShape, Member, count_parameters
 from compactcortex.models.teacher import member_predictions
 from compactcortex.provenance import provenance_attrs
+from compactcortex.response_scale import ResponseScale
 from compactcortex.seeding import rng_for
 from compactcortex.stimuli import make_image_set
 
@@ -134,7 +135,8 @@ def map_session(
     write_predictions(
         predictions_output, predictions, session, params, [dataset, *member_paths], member=np.arange(len(members))
     )
-    save_readouts(readouts_output, settings.method, session.neuron_ids, mappings)
+    scale = ResponseScale.of_fit_half(session.responses, session.response_units)
+    save_readouts(readouts_output, settings.method, session.neuron_ids, mappings, scale)
 
 
 def task_driven_session(
