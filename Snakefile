@@ -18,6 +18,9 @@ from compactcortex.provenance import CODE_VERSION_VARIABLE, code_version  # noqa
 configfile: Path(workflow.basedir) / "config.yaml"
 
 
+report: "workflow/report/workflow.rst"
+
+
 # The code version is read once per run (git) and handed to every job through the environment.
 os.environ.setdefault(CODE_VERSION_VARIABLE, code_version())
 config.update(validate_config(config, source="the configuration (config.yaml and --configfile/--config)"))
@@ -44,9 +47,5 @@ rule all:
     default_target: True
     input:
         rules.summary.output,
-        rules.figure_accuracy.output,
-        rules.figure_synthesis.output,
-        rules.figure_compressibility.output,
-        rules.figure_dots.output,
-        rules.figure_published_models.output if PUBLISHED_SESSIONS else [],
+        REPORT_ITEMS,
         rules.manifest.output,

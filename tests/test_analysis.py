@@ -437,9 +437,9 @@ def test_the_published_models_filter_counts_give_the_papers_consolidation_step(c
 
 
 def test_the_published_models_analysis_job(cowley_dir, tmp_path) -> None:  # noqa: ANN001
-    """The job on session 190923's 33 published models (their natural responses predicted here for 60 of the
-    session's images): one row per model with its stored filter counts, their early filters clustered against
-    random filters, and a finite dot selectivity each."""
+    """The job on 3 of session 190923's published models (a root that links to them; their natural responses
+    predicted here for 60 of the session's images): one row per model with its stored filter counts, their early
+    filters clustered against random filters, and a finite dot selectivity each."""
     from compactcortex.compact.published import load_published_model
     from compactcortex.io.cowley2023 import published_models
     from compactcortex.io.cowley2023_models import read_session_images
@@ -448,7 +448,13 @@ def test_the_published_models_analysis_job(cowley_dir, tmp_path) -> None:  # noq
     from compactcortex.io.tables import read_table
     from compactcortex.jobs.figures import analyze_published_models
 
-    numbers = [n for s, n in published_models(cowley_dir) if s == "190923"]
+    numbers = [n for s, n in published_models(cowley_dir) if s == "190923"][:3]
+    root = tmp_path / "root"
+    for folder, suffix in (("compact_models_torch", ".pt"), ("compact_models_nums_filters", ".npy")):
+        (root / folder).mkdir(parents=True)
+        for n in numbers:
+            name = f"compact_model_190923_neuron{n}{suffix}"
+            (root / folder / name).symlink_to(cowley_dir / folder / name)
     images = read_session_images(cowley_dir, "190923", np.arange(1, 61))
     models = {n: load_published_model(cowley_dir, "190923", n, dtype=torch.float32) for n in numbers}
     natural = np.stack([predict(models[n], images)[:, 0] for n in numbers])
@@ -457,12 +463,12 @@ def test_the_published_models_analysis_job(cowley_dir, tmp_path) -> None:  # noq
     write_predictions(predictions, natural, index, {}, [])
     out = {name: tmp_path / name for name in ("filters.csv", "early.nc", "dots.csv")}
     analyze_published_models(
-        root=str(cowley_dir), predictions=[str(predictions)], table_output=str(out["filters.csv"]),
+        root=str(root), predictions=[str(predictions)], table_output=str(out["filters.csv"]),
         filters_output=str(out["early.nc"]), selectivity_output=str(out["dots.csv"]), clusters=8, cover=0.5,
         threshold=1.0, seed=0,
     )  # fmt: skip
     table = read_table(out["filters.csv"])
-    assert len(table) == len(numbers) == 33
+    assert len(table) == len(numbers) == 3
     first = models[numbers[0]]
     assert table.iloc[0][[f"filters_layer{k}" for k in range(5)]].tolist() == list(first.filters)
     assert table.iloc[0]["n_parameters"] == first.n_parameters()
@@ -477,8 +483,8 @@ def test_the_published_models_analysis_job(cowley_dir, tmp_path) -> None:  # noq
 
     outputs = [str(out[name]) for name in ("filters.csv", "early.nc", "dots.csv")]
     block = published_analysis_summary(*outputs)
-    assert block["n_models"] == 33 and block["filters_per_layer_median"] == table.iloc[:, 2:7].median().tolist()
-    assert sum(block["bottleneck_layer_counts"].values()) == 33
+    assert block["n_models"] == 3 and block["filters_per_layer_median"] == table.iloc[:, 2:7].median().tolist()
+    assert sum(block["bottleneck_layer_counts"].values()) == 3
     assert block["n_dot_selective"] == int(dots["dot_selective"].sum())
     png, pdf = tmp_path / "figure.png", tmp_path / "figure.pdf"
     figure_published_models(ours=outputs, published=outputs, threshold=1.0, png=str(png), pdf=str(pdf))

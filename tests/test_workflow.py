@@ -58,7 +58,11 @@ def test_default_dag_plans_every_session(tmp_path: Path) -> None:
         "figure_synthesis": 1,
         "figure_compressibility": 1,
         "figure_dots": 1,
+        "figure_predictions": 1,
+        "figure_training_curves": 1,
+        "figure_compact_models": 1,
         "summary": 1,
+        "report_tables": 1,
         "manifest": 1,
         "all": 1,
     }
@@ -216,19 +220,20 @@ def test_tiny_pipeline_end_to_end(tiny_local_run: Path) -> None:
         assert np.median(correlation) > 0.5, correlation
     check_compact_models(data, n_reliable, summary)
     check_synthesis(data, n_reliable, summary)
-    check_figures_and_report(tmp_path, data)
+    check_figures(data)
     check_manifest(data)
     again = snakemake(tmp_path, "--configfile", str(TINY_CONFIG), "--dry-run")
     assert "Nothing to be done" in again.stdout + again.stderr
     # A dry run cannot list the compress_neurons jobs behind a checkpoint that reruns: they are planned once
     # plan_compression has run, so those plans end at plan_compression (and what waits on it).
     synthesis = {"collect_stimuli": 1, "simulate_closed_loop": 1, "preprocess_closed_loop": 1, "score_closed_loop": 1,
-                 "analyze_dots": 1, "figure_synthesis": 1, "figure_dots": 1}  # fmt: skip
+                 "analyze_dots": 1, "figure_synthesis": 1, "figure_dots": 1, "figure_compact_models": 1}  # fmt: skip
     models = {"collect_compact_models": 1, "compact_comparison": 1, "analyze_compressibility": 1,
-              "figure_accuracy": 1, "figure_compressibility": 1, **synthesis}  # fmt: skip
+              "figure_accuracy": 1, "figure_compressibility": 1, "figure_predictions": 1, "report_tables": 1,
+              **synthesis}  # fmt: skip
     compression = {"teacher_labels": 1, "plan_compression": 1, **models}
     downstream = {"extract_features": 5, "train_member": 2, "map_session": 1, "task_driven_session": 1,
-                  "evaluate_session": 1, "select_active_learning_images": 1,
+                  "evaluate_session": 1, "select_active_learning_images": 1, "figure_training_curves": 1,
                   **compression, "summary": 1, "manifest": 1, "all": 1}  # fmt: skip
     assert planned_jobs(tmp_path, preprocess={"window_ms": 80}) == {"preprocess_session": 5, **downstream}
     assert planned_jobs(tmp_path, virtual_lab={"spiking": {"gain_cv": 0.2}}) == {
@@ -247,7 +252,7 @@ def test_tiny_pipeline_end_to_end(tiny_local_run: Path) -> None:
     }  # fmt: skip
     # a synthesis setting reruns the synthesis (3 chunks), the closed loop and what uses them, not the models
     assert planned_jobs(tmp_path, synthesis={"steps": 20}) == {
-        "synthesize_images": 3, **synthesis, "summary": 1, "manifest": 1, "all": 1,
+        "synthesize_images": 3, **synthesis, "summary": 1, "report_tables": 1, "manifest": 1, "all": 1,
     }  # fmt: skip
     # how the neurons are split into jobs changes no model, and no stage's threads change any output
     assert planned_jobs(tmp_path, compact={"neurons_per_job": 4})["plan_compression"] == 1
@@ -329,14 +334,14 @@ def check_synthesis(data: Path, n_reliable: int, summary: dict) -> None:
     assert sum(analysis["bottleneck_layer_counts"].values()) == n_reliable and analysis["n_dot_selective"] >= 0
 
 
-def check_figures_and_report(workdir: Path, data: Path) -> None:
-    for name in ("fig1_accuracy", "fig2_synthesis", "fig3_compressibility", "fig4_dots"):
+def check_figures(data: Path) -> None:
+    """The paper's four figures and the report's others (the report itself: tests/test_report.py)."""
+    for name in ("fig1_accuracy", "fig2_synthesis", "fig3_compressibility", "fig4_dots", "predictions",
+                 "noise_ceiling", "training_curves"):  # fmt: skip
         for suffix in ("png", "pdf"):
             assert (data / "figures" / f"{name}.{suffix}").stat().st_size > 10_000, name
-    report = data / "report.html"
-    snakemake(workdir, "--configfile", str(TINY_CONFIG), "--report", str(report))
-    text = report.read_text()
-    assert "fig4_dots.png" in text and "a dot-detecting compact model" in text
+    pages = sorted(path.stem for path in (data / "figures" / "compact_models" / "t05").glob("*.png"))
+    assert pages == sorted(pd.read_csv(data / "compact" / "t05" / "models.csv")["neuron"]), pages
 
 
 def job_counts(output: str) -> dict[str, int]:

@@ -25,16 +25,70 @@ def _session_value(summary: Mapping[str, Any], model: str, session: str, key: st
     return summary.get(model, {}).get("sessions", {}).get(session, {}).get(key)
 
 
-def session_table(summary: Mapping[str, Any]) -> str:
-    """One row per test session: median Pearson r on the held-out half of the ensemble, the task-driven baseline,
-    the compact models and the published compact models; the ensemble's gain over the baseline (ratio of median
-    r2_ER, or of median r squared for repeat-averaged data), the compact models' accuracy against the ensemble and
-    their fidelity r^2 to it."""
-    header = (
-        "| session | monkey | neurons | ensemble r | task-driven r | ensemble / task-driven | compact r "
-        "| compact / ensemble | fidelity r^2 | compact parameters | published compact r |\n"
-        "|---|---|---|---|---|---|---|---|---|---|---|\n"
-    )
+# The run's headline figures: (what, summary block, key, format). A figure the run does not have is left out.
+HEADLINE = (
+    ("sessions", "data", "n_sessions", "{:d}"),
+    ("neurons", "data", "n_neurons", "{:,d}"),
+    ("images", "data", "n_images", "{:,d}"),
+    ("median reliability (noise ceiling)", "data", "median_reliability", "{:.3f}"),
+    ("ensemble: median r2_ER", "ensemble", "median_r2_er", "{:.3f}"),
+    ("ensemble: median r", "ensemble", "median_r", "{:.3f}"),
+    ("ensemble: median r to the true rate", "ensemble", "median_r_to_truth", "{:.3f}"),
+    ("ensemble: members", "ensemble", "n_members", "{:d}"),
+    ("ensemble: parameters", "ensemble", "n_params", "{:,d}"),
+    ("ensemble / task-driven accuracy", "ensemble", "over_task_driven", "{:.2f}"),
+    ("task-driven: median r2_ER", "task_driven", "median_r2_er", "{:.3f}"),
+    ("task-driven: median r", "task_driven", "median_r", "{:.3f}"),
+    ("compact: models", "compact", "n_models", "{:d}"),
+    ("compact: median r2_ER", "compact", "median_r2_er", "{:.3f}"),
+    ("compact: median r", "compact", "median_r", "{:.3f}"),
+    ("compact: median parameters", "compact", "median_params", "{:,.0f}"),
+    ("compact: times smaller than the ensemble", "compact", "ensemble_to_compact_params", "{:,.0f}"),
+    ("compact: median fidelity r^2 to the ensemble", "compact", "median_fidelity_r2", "{:.3f}"),
+    ("compact / ensemble accuracy", "compact", "accuracy_vs_ensemble", "{:.2f}"),
+    ("published compact: median r", "published_compact", "median_r", "{:.3f}"),
+    ("maximizing images beat natural (share of neurons)", "synthesis", "frac_maximizing_beats_natural", "{:.2f}"),
+    ("adversarial images move the intended way", "synthesis", "frac_adversarial_correct_direction", "{:.2f}"),
+)
+
+
+def headline_rows(summary: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(figure, formatted value) for each headline figure the run has (``HEADLINE``)."""
+    rows = []
+    for label, block, key, form in HEADLINE:
+        value = summary.get(block, {}).get(key)
+        if value is not None:
+            rows.append((label, form.format(int(value) if form.endswith("d}") else value)))
+    return rows
+
+
+def headline_table(summary: Mapping[str, Any]) -> str:
+    """The headline figures as a markdown table (the terminal's ``compactcortex summary``)."""
+    lines = [f"| {summary.get('dataset', 'run')} | |", "|---|---|"]
+    lines += [f"| {label} | {value} |" for label, value in headline_rows(summary)]
+    return "\n".join(lines) + "\n"
+
+
+SESSION_COLUMNS = (
+    "session",
+    "monkey",
+    "neurons",
+    "ensemble r",
+    "task-driven r",
+    "ensemble / task-driven",
+    "compact r",
+    "compact / ensemble",
+    "fidelity r^2",
+    "compact parameters",
+    "published compact r",
+)
+
+
+def session_rows(summary: Mapping[str, Any]) -> list[list[str]]:
+    """One row per test session (cells as text, in ``SESSION_COLUMNS`` order): median Pearson r on the held-out half
+    of the ensemble, the task-driven baseline, the compact models and the published compact models; the ensemble's
+    gain over the baseline (ratio of median r2_ER, or of median r squared for repeat-averaged data), the compact
+    models' accuracy against the ensemble and their fidelity r^2 to it."""
     rows = []
     for session, ensemble in summary["ensemble"]["sessions"].items():
         data = summary["data"]["sessions"][session]
@@ -50,18 +104,25 @@ def session_table(summary: Mapping[str, Any]) -> str:
             else ["not compressed", "", "", ""]
         )
         published = _session_value(summary, "published_compact", session, "median_r")
-        cells = [
-            session,
-            data["monkey"],
-            str(data["n_reliable_neurons"]),
-            _number(ensemble["median_r"]),
-            _number(_session_value(summary, "task_driven", session, "median_r")),
-            _number(ensemble.get("over_task_driven"), 2),
-            *compact_cells,
-            _number(published) if published is not None else "none",
-        ]
-        rows.append("| " + " | ".join(cells) + " |")
-    return header + "".join(row + "\n" for row in rows)
+        rows.append(
+            [
+                session,
+                data["monkey"],
+                str(data["n_reliable_neurons"]),
+                _number(ensemble["median_r"]),
+                _number(_session_value(summary, "task_driven", session, "median_r")),
+                _number(ensemble.get("over_task_driven"), 2),
+                *compact_cells,
+                _number(published) if published is not None else "none",
+            ]
+        )
+    return rows
+
+
+def session_table(summary: Mapping[str, Any]) -> str:
+    """The rows of ``session_rows`` as a Markdown table (the README's)."""
+    header = "| " + " | ".join(SESSION_COLUMNS) + " |\n" + "|---" * len(SESSION_COLUMNS) + "|\n"
+    return header + "".join("| " + " | ".join(cells) + " |\n" for cells in session_rows(summary))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -236,3 +236,91 @@ rule figure_published_check:
         ENV
     script:
         "../scripts/figure_published_check.py"
+
+
+# The report's other figures: what a lab looks at beside the paper's four.
+
+
+rule figure_predictions:
+    input:
+        evaluations=expand(f"{DATA}/evaluation/{{session}}.csv", session=TEST_SESSIONS),
+        datasets=session_datasets(TEST_SESSIONS),
+        ensemble=expand(f"{DATA}/ensemble/predictions/{{session}}.nc", session=TEST_SESSIONS),
+        compact=expand(f"{DATA}/compact/{{session}}/predictions.nc", session=COMPACT_SESSIONS),
+    output:
+        grid_png=report(
+            f"{DATA}/figures/predictions.png",
+            caption="../report/predictions.rst",
+            category="Accuracy and training",
+            labels={"figure": "held-out predictions, neuron by neuron"},
+        ),
+        grid_pdf=f"{DATA}/figures/predictions.pdf",
+        ceiling_png=report(
+            f"{DATA}/figures/noise_ceiling.png",
+            caption="../report/noise_ceiling.rst",
+            category="Accuracy and training",
+            labels={"figure": "accuracy against each neuron's noise ceiling"},
+        ),
+        ceiling_pdf=f"{DATA}/figures/noise_ceiling.pdf",
+    log:
+        logs("figure_predictions.log"),
+    benchmark:
+        benchmarks("figure_predictions.tsv")
+    threads: 1
+    resources:
+        mem_mb=grow(4000),
+    conda:
+        ENV
+    script:
+        "../scripts/figure_predictions.py"
+
+
+rule figure_training_curves:
+    input:
+        members=member_files(),
+    output:
+        png=report(
+            f"{DATA}/figures/training_curves.png",
+            caption="../report/training_curves.rst",
+            category="Accuracy and training",
+            labels={"figure": "the ensemble's training curves"},
+        ),
+        pdf=f"{DATA}/figures/training_curves.pdf",
+    log:
+        logs("figure_training_curves.log"),
+    benchmark:
+        benchmarks("figure_training_curves.tsv")
+    threads: 1
+    resources:
+        mem_mb=grow(2000),
+    conda:
+        ENV
+    script:
+        "../scripts/figure_training_curves.py"
+
+
+rule figure_compact_models:
+    input:
+        models=expand(f"{DATA}/compact/{{session}}/models.csv", session=COMPACT_SESSIONS),
+        stimulus_sets=expand(f"{DATA}/synthesis/{{session}}/stimulus_set", session=COMPACT_SESSIONS),
+        evaluations=expand(f"{DATA}/evaluation/{{session}}.csv", session=COMPACT_SESSIONS),
+    output:
+        pages=report(
+            directory(f"{DATA}/figures/compact_models"),
+            patterns=["{session}/{neuron}.png"],
+            caption="../report/compact_model.rst",
+            category="Compact models",
+            subcategory="session {session}",
+            labels={"neuron": "{neuron}"},
+        ),
+    log:
+        logs("figure_compact_models.log"),
+    benchmark:
+        benchmarks("figure_compact_models.tsv")
+    threads: 1
+    resources:
+        mem_mb=grow(2000),
+    conda:
+        ENV
+    script:
+        "../scripts/figure_compact_models.py"

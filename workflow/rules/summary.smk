@@ -1,4 +1,5 @@
-# The run summary: results/<dataset>/summary.json, the headline figures of the run.
+# The run summary: results/<dataset>/summary.json, the headline figures of the run; its tables for the report; the
+# MANIFEST.
 
 
 rule summary:
@@ -46,15 +47,61 @@ rule summary:
         "../scripts/summary.py"
 
 
+rule report_tables:
+    input:
+        summary=rules.summary.output.summary,
+        compact_models=expand(f"{DATA}/compact/{{session}}/models.csv", session=COMPACT_SESSIONS),
+    output:
+        summary=report(
+            f"{DATA}/tables/summary.html",
+            caption="../report/summary_table.rst",
+            category="Tables",
+            labels={"table": "the run's headline figures"},
+        ),
+        sessions=report(
+            f"{DATA}/tables/sessions.html",
+            caption="../report/sessions_table.rst",
+            category="Tables",
+            labels={"table": "each test session"},
+        ),
+        compact_models=report(
+            f"{DATA}/tables/compact_models.html",
+            caption="../report/compact_models_table.rst",
+            category="Tables",
+            labels={"table": "the compact models (their model cards)"},
+        ),
+    log:
+        logs("report_tables.log"),
+    benchmark:
+        benchmarks("report_tables.tsv")
+    threads: 1
+    resources:
+        mem_mb=grow(1000),
+    conda:
+        ENV
+    script:
+        "../scripts/report_tables.py"
+
+
+# Every output of the report beside the summary: the figures, the tables and the compact models' pages.
+REPORT_ITEMS = [
+    rules.figure_accuracy.output,
+    rules.figure_synthesis.output,
+    rules.figure_compressibility.output,
+    rules.figure_dots.output,
+    rules.figure_predictions.output,
+    rules.figure_training_curves.output,
+    rules.figure_compact_models.output,
+    rules.report_tables.output,
+    rules.figure_published_models.output if PUBLISHED_SESSIONS else [],
+    rules.figure_published_check.output if PUBLISHED_CHECK_SESSIONS else [],
+]
+
+
 rule manifest:
     input:
         rules.summary.output,
-        rules.figure_accuracy.output,
-        rules.figure_synthesis.output,
-        rules.figure_compressibility.output,
-        rules.figure_dots.output,
-        rules.figure_published_models.output if PUBLISHED_SESSIONS else [],
-        rules.figure_published_check.output if PUBLISHED_CHECK_SESSIONS else [],
+        REPORT_ITEMS,
     output:
         manifest=f"{DATA}/MANIFEST",
     params:

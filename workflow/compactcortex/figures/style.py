@@ -62,3 +62,11 @@ def save_figure(figure: Figure, png: str | Path, pdf: str | Path) -> None:
             metadata = {"CreationDate": None} if kind == "pdf" else None
             figure.savefig(temporary, format=kind, bbox_inches="tight", metadata=metadata)
     plt.close(figure)
+
+
+def save_png(figure: Figure, path: str | Path, dpi: float = 100) -> None:
+    """Write a figure laid out by hand as a PNG only (a report page: at screen resolution and drawn once, cheap for
+    many pages), atomically, and close it."""
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, format="png", dpi=dpi)
+    plt.close(figure)

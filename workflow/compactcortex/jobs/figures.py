@@ -1,10 +1,11 @@
-"""Jobs of ``rules/figures.smk``: the analyses of how the compact models compute (compressibility, dot detectors)
-and the paper's four figures."""
+"""Jobs of ``rules/figures.smk``: the analyses of how the compact models compute (compressibility, dot detectors),
+the paper's four figures, and the report's other figures (held-out predictions per neuron, the ensemble's training
+curves, a page per compact model)."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -19,21 +20,26 @@ from compactcortex.analysis.compressibility import (
     trained_early_filters,
 )
 from compactcortex.analysis.dots import ablation_table, dot_selectivity
+from compactcortex.atomic import atomic_directory
 from compactcortex.compact.published import load_published_model
 from compactcortex.errors import InputDataError
 from compactcortex.figures.accuracy import accuracy_figure
+from compactcortex.figures.compact_model import CompactModelPage, compact_model_figure
 from compactcortex.figures.compressibility import compressibility_figure
 from compactcortex.figures.dots import dots_figure
+from compactcortex.figures.predictions import neuron_panels, noise_ceiling_figure, predictions_figure
 from compactcortex.figures.published import published_models_figure
 from compactcortex.figures.published_check import published_check_figure
-from compactcortex.figures.style import paper_style, save_figure
+from compactcortex.figures.style import paper_style, save_figure, save_png
 from compactcortex.figures.synthesis import synthesis_figure
+from compactcortex.figures.training import training_curves_figure
 from compactcortex.io.compact_models import FILTER_COLUMNS, load_compact_model
 from compactcortex.io.cowley2023 import published_models
 from compactcortex.io.early_filters import write_early_filters
 from compactcortex.io.ground_truth import read_ground_truth
+from compactcortex.io.members import read_member
 from compactcortex.io.predictions import read_predictions
-from compactcortex.io.stimulus_sets import CONTROL, read_stimuli
+from compactcortex.io.stimulus_sets import ADVERSARIAL_DOWN, ADVERSARIAL_UP, CONTROL, PREDICTIONS, read_stimuli
 from compactcortex.io.tables import read_table, write_table
 from compactcortex.models.compact import predict
 from compactcortex.provenance import provenance_attrs
@@ -243,3 +249,91 @@ def figure_published_check(*, scores: Sequence[str], adversarial: Sequence[str],
     """This pipeline's synthesised images shown to the published compact models of the same neurons."""
     with paper_style():
         save_figure(published_check_figure(scores, adversarial), png, pdf)
+
+
+def figure_predictions(
+    *,
+    evaluations: Sequence[str],
+    datasets: Sequence[str],
+    ensemble_predictions: Sequence[str],
+    compact_predictions: Sequence[str],
+    grid_png: str,
+    grid_pdf: str,
+    ceiling_png: str,
+    ceiling_pdf: str,
+) -> None:
+    """Each test neuron's predicted against its recorded held-out responses (a grid, best to worst), and each model's
+    accuracy against the neuron's noise ceiling. Every list holds one file per session: ``evaluation/<session>.csv``,
+    ``sessions/<session>.nc``, ``ensemble/predictions/<session>.nc``, ``compact/<session>/predictions.nc``."""
+    evaluation_of = {Path(path).stem: path for path in evaluations}
+    panels, metric = neuron_panels(
+        evaluation_of,
+        {Path(path).stem: path for path in datasets},
+        {Path(path).stem: path for path in ensemble_predictions},
+        {Path(path).parent.name: path for path in compact_predictions},
+    )
+    with paper_style():
+        save_figure(predictions_figure(panels, metric), grid_png, grid_pdf)
+        save_figure(noise_ceiling_figure(evaluation_of), ceiling_png, ceiling_pdf)
+    log.info("%d test neurons of %d sessions", len(panels), len(evaluation_of))
+
+
+def figure_training_curves(*, members: Sequence[str], png: str, pdf: str) -> None:
+    """The ensemble's training curves, from the history each member's file keeps."""
+    saved = [read_member(path) for path in members]
+    with paper_style():
+        save_figure(training_curves_figure(saved), png, pdf)
+
+
+def figure_compact_models(
+    *, models_tables: Sequence[str], stimulus_sets: Sequence[str], evaluations: Sequence[str], output: str
+) -> None:
+    """One page per compact model (``<output>/<session>/<neuron>.png``): its filters per layer, its layer-0 filters,
+    its synthesised images with the model's responses, and its fidelity and accuracy beside the ensemble's. The lists
+    hold one file per session, in the same order: ``models.csv``, the stimulus set, the evaluation table."""
+    with atomic_directory(output) as folder:
+        for models_table, stimulus_set, evaluation in zip(models_tables, stimulus_sets, evaluations, strict=True):
+            session = Path(models_table).parent.name
+            (folder / session).mkdir()
+            for neuron, page in _compact_model_pages(models_table, stimulus_set, evaluation):
+                save_png(compact_model_figure(page), folder / session / f"{neuron}.png")
+            log.info("%s: %d compact model pages", session, len(list((folder / session).glob("*.png"))))
+
+
+def _compact_model_pages(
+    models_table: str, stimulus_set: str, evaluation: str
+) -> Iterator[tuple[str, CompactModelPage]]:
+    """(neuron, what its page shows) for every compact model of a session."""
+    table = read_table(models_table)
+    images, stimuli = read_stimuli(stimulus_set)
+    predictions, neurons = read_predictions(Path(stimulus_set) / PREDICTIONS)
+    if predictions.shape[-1] != len(stimuli):
+        raise InputDataError(Path(stimulus_set), f"predicts {predictions.shape[-1]} images of {len(stimuli)}")
+    response_of = {str(neuron): values for neuron, values in zip(neurons, predictions[0], strict=True)}
+    scores = read_table(evaluation).set_index("neuron")
+    stimuli["index"] = np.arange(len(stimuli))
+    for row in table.itertuples():
+        model, card = load_compact_model(Path(models_table).parent / row.card)
+        neuron = str(row.neuron)
+        own = stimuli["neuron"] == neuron
+        adversarial = own & stimuli["stimulus"].isin([ADVERSARIAL_UP, ADVERSARIAL_DOWN])
+        rows = stimuli[own | stimuli["image"].isin(stimuli.loc[adversarial, "source"])].copy()  # and the sources
+        rows["response"] = response_of[neuron][rows["index"].to_numpy()]
+        evaluated = scores.loc[neuron] if neuron in scores.index else {}
+        yield (
+            neuron,
+            CompactModelPage(
+                session=card["session"],
+                neuron=neuron,
+                filters=card["filters"],
+                filters_initial=card.get("filters_initial", card["filters"]),
+                early_filters=trained_early_filters(model).reshape(model.layers["layer0_conv"].weight.shape),
+                images=images,
+                stimuli=rows,
+                scores={
+                    "n_parameters": card["n_parameters"],
+                    **{key: card.get(key) for key in ("fidelity_r2", "fidelity_r2_unpruned", "r2_er", "r")},
+                    **{key: evaluated.get(key) for key in ("r2_er_ensemble", "r_ensemble", "reliability")},
+                },
+            ),
+        )

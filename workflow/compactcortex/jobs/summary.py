@@ -1,5 +1,5 @@
 """Jobs of ``rules/summary.smk``: the run summary (``results/<dataset>/summary.json``, the headline figures of a
-run) and the MANIFEST (every output's sha256 with the config and the software)."""
+run), its tables for the report, and the MANIFEST (every output's sha256 with the config and the software)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from compactcortex.io.compact_models import FILTER_COLUMNS
+from compactcortex.io.html_tables import HtmlTable, write_html_tables
 from compactcortex.io.manifest import write_manifest
-from compactcortex.io.summary import write_summary
+from compactcortex.io.summary import read_summary, write_summary
+from compactcortex.io.tables import read_table
 from compactcortex.provenance import code_version
 from compactcortex.summary import (
     accuracy_ratio,
@@ -21,6 +24,7 @@ from compactcortex.summary import (
     published_analysis_summary,
     synthesis_summary,
 )
+from compactcortex.summary_table import SESSION_COLUMNS, headline_rows, session_rows
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +73,62 @@ def summary(
     if published_analysis:
         summary.setdefault("analysis", {})["published"] = published_analysis_summary(**published_analysis)
     write_summary(output, summary)
+
+
+SESSIONS_NOTE = (
+    "Median Pearson r on each test session's held-out half. ensemble / task-driven: the ratio of median r2_ER (of "
+    "median r squared where the data have no single trials); compact / ensemble: the ratio of median r2_ER (r without "
+    "r2_ER); fidelity: r^2 to the ensemble on the distillation pool's held-out images; parameters: the median."
+)
+MODEL_COLUMNS = ("session", "neuron", "parameters", "filters per layer", "fidelity r^2", "fidelity r^2 unpruned",
+                 "r2_ER", "r")  # fmt: skip
+MODELS_NOTE = (
+    "One row per compact model (its model card, compact/<session>/models/<chunk>/<neuron>.json): parameters and "
+    "filters kept per layer after pruning; fidelity r^2 to the ensemble on the pool's held-out images, after and "
+    "before pruning; r2_ER and Pearson r on the session's held-out half."
+)
+
+
+def report_tables(
+    *,
+    summary_path: str | Path,
+    compact_tables: Sequence[str | Path],
+    summary_output: str | Path,
+    sessions_output: str | Path,
+    models_output: str | Path,
+) -> None:
+    """The report's tables, as HTML pages: the run's headline figures and the per-session table (both from
+    ``summary.json``, by the code that writes the README's tables), and the compact models' table (one row per model
+    card: the sessions' ``models.csv``)."""
+    summary = read_summary(summary_path)
+    dataset = summary.get("dataset", "run")
+    write_html_tables(
+        summary_output,
+        f"{dataset}: the run's headline figures",
+        [HtmlTable("", ("figure", "value"), headline_rows(summary), note=f"from summary.json ({summary_path})")],
+    )
+    write_html_tables(
+        sessions_output,
+        f"{dataset}: each test session",
+        [HtmlTable("", SESSION_COLUMNS, session_rows(summary), note=SESSIONS_NOTE)],
+    )
+    rows = [_model_row(Path(path).parent.name, row) for path in compact_tables for row in read_table(path).itertuples()]
+    write_html_tables(
+        models_output,
+        f"{dataset}: the compact models ({len(rows)})",
+        [HtmlTable("", MODEL_COLUMNS, rows, note=MODELS_NOTE)],
+    )
+    log.info("report tables: %d headline figures, %d test sessions, %d compact models", len(headline_rows(summary)),
+             len(session_rows(summary)), len(rows))  # fmt: skip
+
+
+def _model_row(session: str, row: Any) -> list[str]:
+    def number(value: float) -> str:
+        return "n/a" if value != value else f"{value:.3f}"  # NaN (no r2_ER without single trials)
+
+    filters = ", ".join(str(int(getattr(row, column))) for column in FILTER_COLUMNS)
+    return [session, str(row.neuron), f"{int(row.n_parameters):,}", filters, number(row.fidelity_r2),
+            number(row.fidelity_r2_unpruned), number(row.r2_er), number(row.r)]  # fmt: skip
 
 
 def manifest(*, output: str | Path, config: Mapping[str, Any]) -> None:
