@@ -419,9 +419,13 @@ def test_extract_rejects_images_that_are_not_uint8_rgb() -> None:
         backbone.extract(np.zeros((2, 8, 8), np.uint8), ["pixels"], 8)
 
 
-def test_progress_bar_goes_to_stderr(capsys: pytest.CaptureFixture[str]) -> None:
+def test_progress_goes_to_the_log_not_stdout(caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture) -> None:
     images = _images(5, size=16)
-    features = PixelsBackbone().extract(images, ["pixels"], 16, batch_size=2, progress=True)
+    with caplog.at_level("INFO", logger="compactcortex.backbones.base"):
+        features = PixelsBackbone().extract(images, ["pixels"], 16, batch_size=2, progress=True)
     assert features["pixels"].shape == (5, 3, 16, 16)
-    captured = capsys.readouterr()
-    assert "pixels features" in captured.err and "3/3" in captured.err and captured.out == ""
+    lines = [record.getMessage() for record in caplog.records]
+    assert lines[0].startswith("pixels features: image 2/5 (40%)") and lines[-1].startswith(
+        "pixels features: image 5/5"
+    )
+    assert capsys.readouterr().out == ""

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -235,30 +237,34 @@ def test_tiny_pipeline_end_to_end(tiny_local_run: Path) -> None:
     downstream = {"extract_features": 5, "train_member": 2, "map_session": 1, "task_driven_session": 1,
                   "evaluate_session": 1, "select_active_learning_images": 1, "figure_training_curves": 1,
                   **compression, "summary": 1, "manifest": 1, "all": 1}  # fmt: skip
-    assert planned_jobs(tmp_path, preprocess={"window_ms": 80}) == {"preprocess_session": 5, **downstream}
-    assert planned_jobs(tmp_path, virtual_lab={"spiking": {"gain_cv": 0.2}}) == {
-        "simulate_session": 5,
-        "preprocess_session": 5,
-        **downstream,
-    }
-    assert planned_jobs(tmp_path, mapping={"cv_folds": 3}) == {
-        "map_session": 1, "evaluate_session": 1, "select_active_learning_images": 1, **compression, "summary": 1,
-        "manifest": 1, "all": 1,
-    }  # fmt: skip
-    # a compression setting reruns the session's compression jobs (3 chunks) and what uses their models, only
-    assert planned_jobs(tmp_path, compact={"retrain_steps": 20}) == {
-        "compress_neurons": 3, "synthesize_images": 3, **models, "evaluate_session": 1, "summary": 1, "manifest": 1,
-        "all": 1,
-    }  # fmt: skip
-    # a synthesis setting reruns the synthesis (3 chunks), the closed loop and what uses them, not the models
-    assert planned_jobs(tmp_path, synthesis={"steps": 20}) == {
-        "synthesize_images": 3, **synthesis, "summary": 1, "report_tables": 1, "manifest": 1, "all": 1,
-    }  # fmt: skip
-    # how the neurons are split into jobs changes no model, and no stage's threads change any output
-    assert planned_jobs(tmp_path, compact={"neurons_per_job": 4})["plan_compression"] == 1
     threads = {"threads": 2}
-    assert planned_jobs(tmp_path, features=threads, ensemble=threads, task_driven=threads, compact=threads,
-                        synthesis=threads) == {}  # fmt: skip
+    # (config changes, the jobs a dry run plans): the dry runs two at a time, one per core
+    expected = [
+        ({"preprocess": {"window_ms": 80}}, {"preprocess_session": 5, **downstream}),
+        ({"virtual_lab": {"spiking": {"gain_cv": 0.2}}},
+         {"simulate_session": 5, "preprocess_session": 5, **downstream}),
+        ({"mapping": {"cv_folds": 3}}, {
+            "map_session": 1, "evaluate_session": 1, "select_active_learning_images": 1, **compression, "summary": 1,
+            "manifest": 1, "all": 1,
+        }),
+        # a compression setting reruns the session's compression jobs (3 chunks) and what uses their models, only
+        ({"compact": {"retrain_steps": 20}}, {
+            "compress_neurons": 3, "synthesize_images": 3, **models, "evaluate_session": 1, "summary": 1,
+            "manifest": 1, "all": 1,
+        }),
+        # a synthesis setting reruns the synthesis (3 chunks), the closed loop and what uses them, not the models
+        ({"synthesis": {"steps": 20}}, {
+            "synthesize_images": 3, **synthesis, "summary": 1, "report_tables": 1, "manifest": 1, "all": 1,
+        }),
+        # no stage's threads change any output
+        ({section: threads for section in ("features", "ensemble", "task_driven", "compact", "synthesis")}, {}),
+    ]  # fmt: skip
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        planned = list(pool.map(lambda case: planned_jobs(tmp_path, **case[0]), expected))
+    for (changes, jobs), found in zip(expected, planned, strict=True):
+        assert found == jobs, changes
+    # how the neurons are split into jobs changes no model
+    assert planned_jobs(tmp_path, compact={"neurons_per_job": 4})["plan_compression"] == 1
 
 
 def check_compact_models(data: Path, n_reliable: int, summary: dict) -> None:
@@ -369,7 +375,8 @@ def planned_jobs(workdir: Path, **changes: dict) -> dict[str, int]:
         for key, value in values.items():
             target = config.setdefault(section, {})
             target[key] = {**target.get(key, {}), **value} if isinstance(value, dict) else value
-    changed = workdir / "changed.yaml"
-    changed.write_text(yaml.safe_dump(config))
+    text = yaml.safe_dump(config)
+    changed = workdir / f"changed_{hashlib.sha256(text.encode()).hexdigest()[:12]}.yaml"  # one per change: in parallel
+    changed.write_text(text)
     result = snakemake(workdir, "--configfile", str(changed), "--dry-run", "--quiet", "rules")
     return job_counts(result.stdout)

@@ -10,7 +10,8 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import wraps
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,22 @@ def _clear_errors(command: Callable[..., Any]) -> Callable[..., Any]:
             raise click.ClickException(str(exc)) from exc
 
     return run
+
+
+@contextmanager
+def _progress_to_stderr() -> Iterator[None]:
+    """The package's progress lines (``progress``) on the terminal's stderr while a long command runs."""
+    logger = logging.getLogger("compactcortex")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -103,9 +120,9 @@ def synthesize(model: Path, output: Path, steps: int, starts: int, size: int | N
     from compactcortex.api import load_compact_model, maximizing_image
     from compactcortex.io.image_folders import write_png
 
-    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)  # the progress lines
     loaded = load_compact_model(model)
-    image, response = maximizing_image(loaded, steps=steps, starts=starts, size=size, seed=seed)
+    with _progress_to_stderr():
+        image, response = maximizing_image(loaded, steps=steps, starts=starts, size=size, seed=seed)
     write_png(output, image)
     click.echo(f"{output}: {image.shape[0]} x {image.shape[1]} px; response {response:.4g} ({loaded.units})")
 
