@@ -23,10 +23,9 @@ from compactcortex.jobs import compact as compact_jobs
 from compactcortex.models.compact import CompactModel
 from compactcortex.models.compact_bank import StudentBank
 from compactcortex.progress import Progress, duration, rate_text
-from compactcortex.synthesis.images import AdversarialSettings, SynthesisSettings
-from compactcortex.synthesis.stimulus_set import StimulusDesign, neuron_stimuli
+from compactcortex.synthesis.stimulus_set import neuron_stimuli
 from tests.test_compact_distill_prune import make_images
-from tests.test_synthesis import PRUNED_FILTERS, make_neuron, small_pool
+from tests.test_synthesis import PRUNED_FILTERS, make_neuron, small_design, small_pool
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -331,18 +330,7 @@ def test_synthesis_logs_its_steps_with_the_objective(caplog: pytest.LogCaptureFi
     steps), and the natural-image search's."""
     caplog.set_level(logging.INFO)
     models = [make_neuron(filters, seed) for seed, filters in enumerate(PRUNED_FILTERS[:2])]
-    design = StimulusDesign(
-        starts=2,
-        natural_top=2,
-        natural_search=1000,
-        controls=6,
-        adversarial_sources=1,
-        synthesis=SynthesisSettings(steps=5, smooth_every=5),
-        adversarial=AdversarialSettings(steps=3),
-        batched=False,
-        device="cpu",
-    )
-    neuron_stimuli(models, ["n0", "n1"], small_pool(), design, seed=1)
+    neuron_stimuli(models, ["n0", "n1"], small_pool(), small_design(), seed=1)
     lines = progress_lines(caplog, "synthesis")
     assert len(lines) == 2
     first = r"synthesis: step 1/16 \(6%\), [\d.]+ (?:steps/s|s/step), group 1/2 \(n0\) synthesis: best response "

@@ -358,7 +358,20 @@ def test_a_neurons_stimuli_and_their_order_do_not_depend_on_its_chunk() -> None:
     models = [make_neuron(filters, seed) for seed, filters in enumerate(PRUNED_FILTERS)]
     neurons = ["n0", "n1", "n2"]
     pool = small_pool()
-    design = StimulusDesign(
+    design = small_design()
+    together = neuron_stimuli(models, neurons, pool, design, seed=1)
+    split = neuron_stimuli(models[:2], neurons[:2], pool, design, seed=1) + neuron_stimuli(
+        models[2:], neurons[2:], pool, design, seed=1
+    )
+    assert [row["image"] for row in together] == [row["image"] for row in split]
+    assert [row["neuron"] for row in together] == sorted(row["neuron"] for row in together)
+    for a, b in zip(together, split, strict=True):
+        assert np.array_equal(a["pixels"], b["pixels"]) and a["predicted"] == b["predicted"]
+
+
+def small_design() -> StimulusDesign:
+    """Two starts, 5 synthesis and 3 adversarial steps, one neuron at a time: a stimulus set made in a second."""
+    return StimulusDesign(
         starts=2,
         natural_top=2,
         natural_search=1000,
@@ -369,14 +382,6 @@ def test_a_neurons_stimuli_and_their_order_do_not_depend_on_its_chunk() -> None:
         batched=False,
         device="cpu",
     )
-    together = neuron_stimuli(models, neurons, pool, design, seed=1)
-    split = neuron_stimuli(models[:2], neurons[:2], pool, design, seed=1) + neuron_stimuli(
-        models[2:], neurons[2:], pool, design, seed=1
-    )
-    assert [row["image"] for row in together] == [row["image"] for row in split]
-    assert [row["neuron"] for row in together] == sorted(row["neuron"] for row in together)
-    for a, b in zip(together, split, strict=True):
-        assert np.array_equal(a["pixels"], b["pixels"]) and a["predicted"] == b["predicted"]
 
 
 def small_pool() -> PoolRecipe:

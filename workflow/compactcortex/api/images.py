@@ -9,16 +9,14 @@ from pathlib import Path
 
 import numpy as np
 
-from compactcortex.io.image_folders import read_rgb_image
+from compactcortex.io.image_folders import centred_square_box, read_rgb_image
 
 Images = np.ndarray | Sequence[np.ndarray]
 
 
 def centred_square(image: np.ndarray) -> np.ndarray:
-    """The centred square of an (..., H, W, 3) array (the larger side trimmed evenly, the odd pixel at the end)."""
-    height, width = image.shape[-3], image.shape[-2]
-    side = min(height, width)
-    top, left = (height - side) // 2, (width - side) // 2
+    """The centred square of an (..., H, W, 3) array (``centred_square_box``: as the pool crops its image files)."""
+    top, left, side = centred_square_box(image.shape[-3], image.shape[-2])
     return image[..., top : top + side, left : left + side, :]
 
 

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from compactcortex.api.images import Images, count_images, square_batches
-from compactcortex.backbones import load_backbone
+from compactcortex.backbones import Backbone, load_backbone
 from compactcortex.compact.published import load_published_model
 from compactcortex.errors import InputDataError
 from compactcortex.io.compact_models import load_compact_model as load_card_model
@@ -134,6 +134,7 @@ class EnsembleModel:
     scale: ResponseScale
     device: str = "cpu"
     _teacher: Teacher | None = field(default=None, repr=False)
+    _backbone: Backbone | None = field(default=None, repr=False)
 
     @property
     def units(self) -> str:
@@ -141,9 +142,10 @@ class EnsembleModel:
 
     def predict(self, images: Images) -> np.ndarray:
         """Responses (image, neuron) in ``units`` to uint8 RGB images of any size (module docstring)."""
-        if self._teacher is None:
+        if self._teacher is None or self._backbone is None:  # loaded at the first call, kept for the next ones
             self._teacher = Teacher(self.member_paths, [self.readouts_path], self.device)
-        backbone = load_backbone(self.features["backbone"], self.features.get("weights_path"))
+            self._backbone = load_backbone(self.features["backbone"], self.features.get("weights_path"))
+        teacher, backbone = self._teacher, self._backbone
         layer = self.features["layer"]
         responses = np.empty((count_images(images), len(self.neurons)))
         for positions, batch in square_batches(images):
@@ -155,7 +157,7 @@ class EnsembleModel:
                 device=self.device,
             )[layer]
             features = torch.from_numpy(extracted).to(torch.float16)  # as the pipeline caches and labels them
-            responses[positions] = self._teacher(features).mean(axis=0).T
+            responses[positions] = teacher(features).mean(axis=0).T
         return self.scale.to_responses(responses)
 
 

@@ -46,6 +46,12 @@ def listing_sha256(folder: str | Path, files: list[str]) -> str:
     return digest.hexdigest()
 
 
+def centred_square_box(height: int, width: int) -> tuple[int, int, int]:
+    """(top, left, side) of an image's centred square: the longer side trimmed evenly, the odd pixel at the end."""
+    side = min(height, width)
+    return (height - side) // 2, (width - side) // 2, side
+
+
 def read_rgb_image(path: str | Path) -> np.ndarray:
     """One image file (any format PIL reads) as uint8 (height, width, 3), RGB, at its own size."""
     path = Path(path)
@@ -71,8 +77,7 @@ def read_square_image(path: str | Path, size: int) -> np.ndarray:
         with Image.open(path) as image:
             image = image.convert("RGB")
             width, height = image.size
-            side = min(width, height)
-            left, top = (width - side) // 2, (height - side) // 2
+            top, left, side = centred_square_box(height, width)
             square = image.crop((left, top, left + side, top + side))
             return np.asarray(square.resize((size, size), Image.Resampling.BILINEAR), dtype=np.uint8)
     except (OSError, UnidentifiedImageError, ValueError) as exc:

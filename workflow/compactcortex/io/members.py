@@ -41,10 +41,11 @@ def embedding_hw(state_dict: Mapping[str, torch.Tensor]) -> tuple[int, int]:
 
 
 def read_member(path: str | Path) -> dict[str, Any]:
-    """A member's saved fields (tensors and plain values only)."""
+    """A member's saved fields (tensors and plain values only). The file is memory-mapped: a caller that reads only
+    its provenance, history or parameter counts does not read its weights."""
     path = Path(path)
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except FileNotFoundError as exc:
         raise InputDataError(path, "ensemble member not found") from exc
     except Exception as exc:  # noqa: BLE001 - torch raises many types for corrupt files
