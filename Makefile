@@ -42,8 +42,9 @@ dry-run: install
 plan: install
 	$(BIN)/python -m compactcortex.plan $(CONFIG)
 
+# One pytest process per core (pytest-xdist); the tiny run the end-to-end tests share is made once (tests/conftest.py).
 test: install
-	$(BIN)/python -m pytest -m "not slurm"
+	$(BIN)/python -m pytest -n $(CORES) -m "not slurm"
 
 # The pipeline on a real one-node SLURM cluster that the test starts and stops (needs slurm-wlm, munge and root).
 test-slurm: install

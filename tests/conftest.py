@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
+import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+import yaml
+from filelock import FileLock
 
 from compactcortex.recording import Recording, concatenate_spike_trains
 
@@ -17,6 +22,40 @@ REPOSITORY = Path(__file__).resolve().parents[1]
 TINY_CONFIG = REPOSITORY / "tests" / "config" / "tiny.yaml"
 COWLEY_DIR = REPOSITORY.parent / "shared" / "data" / "cowley2023"
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(REPOSITORY / "Snakefile")]
+
+
+TINY_RUN = "tiny_local_run"
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # `make test` runs the tests in one process per core (pytest-xdist): one torch thread each, or they fight
+    torch.set_num_threads(1)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The first test on the tiny run goes first and the others last: under pytest-xdist one worker makes the run
+    while the others take the tests that do not need it, and the tests that read it end the session on every
+    worker. (Order only: every test stands on its own.)"""
+    on_tiny_run = [item for item in items if TINY_RUN in getattr(item, "fixturenames", ())]
+    if on_tiny_run:
+        others = [item for item in items if TINY_RUN not in getattr(item, "fixturenames", ())]
+        items[:] = [on_tiny_run[0], *others, *on_tiny_run[1:]]
+
+
+def shared_tmp(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The session's temporary folder that every pytest-xdist worker of the session sees (each has its own below
+    it)."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+def once(tmp_path_factory: pytest.TempPathFactory, name: str, make: Callable[[], object]) -> None:
+    """Run ``make()`` once in the session: by the first pytest-xdist worker that needs it (the others wait for it)."""
+    root = shared_tmp(tmp_path_factory)
+    done = root / f"{name}.done"
+    with FileLock(root / f"{name}.lock"):
+        if not done.exists():
+            make()
+            done.touch()
 
 
 def run_snakemake(
@@ -31,12 +70,37 @@ def run_snakemake(
 
 @pytest.fixture(scope="session")
 def tiny_local_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One complete local run of the tiny configuration (shared by the end-to-end and SLURM tests)."""
-    workdir = tmp_path_factory.mktemp("tiny_local")
-    run_snakemake(
-        workdir, "--configfile", str(TINY_CONFIG), "--workflow-profile", str(REPOSITORY / "profiles" / "default")
-    )
+    """One complete local run of the tiny configuration, shared by the end-to-end, rerun, report, API and SLURM
+    tests (and by every pytest-xdist worker). Tests write into it only through ``planned_jobs`` (a dry run with a
+    config file of its own) and the report's fixture (made once)."""
+
+    workdir = shared_tmp(tmp_path_factory) / TINY_RUN
+
+    def run() -> None:
+        shutil.rmtree(workdir, ignore_errors=True)  # what a failed attempt left
+        workdir.mkdir()
+        profile = str(REPOSITORY / "profiles" / "default")
+        run_snakemake(workdir, "--configfile", str(TINY_CONFIG), "--workflow-profile", profile)
+
+    once(tmp_path_factory, TINY_RUN, run)
     return workdir
+
+
+def job_counts(output: str) -> dict[str, int]:
+    """rule -> jobs, from a dry run's job table (without the total)."""
+    rows = [line.split() for line in output.splitlines()]
+    return {row[0]: int(row[1]) for row in rows if len(row) == 2 and row[1].isdigit() and row[0] != "total"}
+
+
+def planned_jobs(workdir: Path, config: dict, snakefile: Path | None = None) -> dict[str, int]:
+    """The jobs a dry run in ``workdir`` plans with ``config``. The config is written to a file of its own (named
+    by its text and the Snakefile), so dry runs in one folder can run at once."""
+    text = yaml.safe_dump(config)
+    name = hashlib.sha256(f"{text}{snakefile}".encode()).hexdigest()[:12]
+    path = workdir / f"changed_{name}.yaml"
+    path.write_text(text)
+    args = ("--snakefile", str(snakefile)) if snakefile else ()
+    return job_counts(run_snakemake(workdir, *args, "--configfile", str(path), "--dry-run", "--quiet", "rules").stdout)
 
 
 @pytest.fixture

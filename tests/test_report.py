@@ -20,17 +20,19 @@ from PIL import Image
 from compactcortex.figures.compact_model import CompactModelPage, Tile, compact_model_figure, mosaic
 from compactcortex.figures.predictions import noise_ceiling_figure
 from compactcortex.io.html_tables import HtmlTable, html_page
-from tests.conftest import TINY_CONFIG, run_snakemake
+from tests.conftest import TINY_CONFIG, once, run_snakemake
 
 RESULTS = "results/tiny"
 SCREENSHOT = "report_screenshot.png"
 BROWSERS = ("chromium", "chromium-browser", "google-chrome")  # Debian's package is `chromium` (.ci/run installs it)
 
 
-@pytest.fixture(scope="module")
-def report(tiny_local_run: Path) -> Path:
+@pytest.fixture(scope="session")
+def report(tiny_local_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny run's report, where `make run` puts it (made once, whichever worker asks first)."""
     path = tiny_local_run / RESULTS / "report.html"
-    run_snakemake(tiny_local_run, "--configfile", str(TINY_CONFIG), "--report", str(path))
+    command = ("--configfile", str(TINY_CONFIG), "--report", str(path))
+    once(tmp_path_factory, "tiny_report", lambda: run_snakemake(tiny_local_run, *command))
     return path
 
 

@@ -15,25 +15,16 @@ import xarray as xr
 import yaml
 
 from compactcortex.io.manifest import MANIFEST, verify
-from tests.conftest import REPOSITORY, SNAKEMAKE, TINY_CONFIG, run_snakemake
+from tests.conftest import REPOSITORY, SNAKEMAKE, TINY_CONFIG, planned_jobs, run_snakemake
 
 pytestmark = pytest.mark.slow
 PER_SESSION = ("simulate_session", "preprocess_session")
 
 
-def dry_run(workdir: Path, config: dict, snakefile: Path | None = None) -> dict[str, int]:
-    path = workdir / "changed.yaml"
-    path.write_text(yaml.safe_dump(config))
-    args = ("--snakefile", str(snakefile)) if snakefile else ()
-    result = run_snakemake(workdir, *args, "--configfile", str(path), "--dry-run", "--quiet", "rules")
-    rows = [line.split() for line in result.stdout.splitlines()]
-    return {row[0]: int(row[1]) for row in rows if len(row) == 2 and row[1].isdigit() and row[0] != "total"}
-
-
 def test_adding_a_test_session_plans_only_its_jobs(tiny_local_run: Path) -> None:
     config = yaml.safe_load(TINY_CONFIG.read_text())
     config["sessions"].append({"id": "t06", "role": "test"})
-    jobs = dry_run(tiny_local_run, config)
+    jobs = planned_jobs(tiny_local_run, config)
     assert {rule: jobs.get(rule) for rule in PER_SESSION} == {"simulate_session": 1, "preprocess_session": 1}
     assert "train_member" not in jobs and "candidate_pool" not in jobs, jobs
     # the new session's own chain, once each (features: its images; the teacher streams its distillation pool)
@@ -44,7 +35,7 @@ def test_adding_a_test_session_plans_only_its_jobs(tiny_local_run: Path) -> None
 def test_adding_a_training_session_retrains_the_ensemble(tiny_local_run: Path) -> None:
     config = yaml.safe_load(TINY_CONFIG.read_text())
     config["sessions"].insert(0, {"id": "t00", "role": "train"})
-    jobs = dry_run(tiny_local_run, config)
+    jobs = planned_jobs(tiny_local_run, config)
     assert {rule: jobs.get(rule) for rule in PER_SESSION} == {"simulate_session": 1, "preprocess_session": 1}
     assert jobs["train_member"] == 2 and jobs["extract_features"] == 1, jobs  # only t00's features are new
     assert jobs["map_session"] == 1 and jobs["teacher_labels"] == 1  # the test session's mapping uses the members
@@ -63,15 +54,15 @@ def copy_of_checkout(folder: Path) -> Path:
 def test_editing_a_script_reruns_only_its_rule(tiny_local_run: Path, tmp_path: Path) -> None:
     snakefile = copy_of_checkout(tmp_path)
     config = yaml.safe_load(TINY_CONFIG.read_text())
-    assert dry_run(tiny_local_run, config, snakefile) == {}  # the same code elsewhere: nothing to do
+    assert planned_jobs(tiny_local_run, config, snakefile) == {}  # the same code elsewhere: nothing to do
     script = tmp_path / "workflow" / "scripts" / "figure_dots.py"
     script.write_text(script.read_text() + "# edited\n")
-    assert dry_run(tiny_local_run, config, snakefile) == {"figure_dots": 1, "manifest": 1, "all": 1}
+    assert planned_jobs(tiny_local_run, config, snakefile) == {"figure_dots": 1, "manifest": 1, "all": 1}
 
 
 def test_a_killed_run_finishes_when_restarted(tiny_local_run: Path, tmp_path: Path) -> None:
     workdir = tmp_path / "run"
-    shutil.copytree(tiny_local_run, workdir, symlinks=True)
+    shutil.copytree(tiny_local_run, workdir, symlinks=True, ignore=shutil.ignore_patterns("locks"))  # (tests share it)
     results = workdir / "results" / "tiny"
     manifest = tmp_path / MANIFEST
     shutil.copy2(results / MANIFEST, manifest)
@@ -81,10 +72,11 @@ def test_a_killed_run_finishes_when_restarted(tiny_local_run: Path, tmp_path: Pa
     def redone(chunk: Path) -> bool:
         return chunk.exists() and chunk.stat().st_mtime_ns != before[chunk]
 
-    # redo the synthesis and all that follows it; kill the run once one synthesis job has finished
+    # redo the synthesis up to the session's stimulus set; kill the run once one synthesis job has finished
+    target = "results/tiny/synthesis/t05/stimulus_set"  # (what follows it is rerun the same way: not again here)
     command = [*SNAKEMAKE, "--directory", str(workdir), "--cores", "2", "--configfile", str(TINY_CONFIG)]
     process = subprocess.Popen(
-        [*command, "--forcerun", "synthesize_images"],
+        [*command, "--forcerun", "synthesize_images", "--", target],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
@@ -101,8 +93,8 @@ def test_a_killed_run_finishes_when_restarted(tiny_local_run: Path, tmp_path: Pa
     # restarting the same command (after releasing the killed run's lock) finishes the work
     run_snakemake(workdir, "--configfile", str(TINY_CONFIG), "--unlock")
     result = run_snakemake(workdir, "--configfile", str(TINY_CONFIG), "--forcerun", "synthesize_images",
-                           "--rerun-incomplete")  # fmt: skip
-    assert "synthesize_images" in result.stdout + result.stderr
+                           "--rerun-incomplete", "--", target)  # fmt: skip
+    assert "synthesize_images" in result.stdout + result.stderr and "collect_stimuli" in result.stdout + result.stderr
     rows = verify(manifest, results)
     assert all(row["result"] in ("identical", "within tolerance") for row in rows), [
         row for row in rows if row["result"] not in ("identical", "within tolerance")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import subprocess
@@ -16,7 +15,7 @@ import xarray as xr
 import yaml
 
 from compactcortex.config import DEFAULT_CONFIG_PATH, load_config
-from tests.conftest import COWLEY_DIR, REPOSITORY, SNAKEMAKE, TINY_CONFIG, run_snakemake
+from tests.conftest import COWLEY_DIR, REPOSITORY, SNAKEMAKE, TINY_CONFIG, job_counts, planned_jobs, run_snakemake
 
 
 def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -260,11 +259,11 @@ def test_tiny_pipeline_end_to_end(tiny_local_run: Path) -> None:
         ({section: threads for section in ("features", "ensemble", "task_driven", "compact", "synthesis")}, {}),
     ]  # fmt: skip
     with ThreadPoolExecutor(max_workers=2) as pool:
-        planned = list(pool.map(lambda case: planned_jobs(tmp_path, **case[0]), expected))
+        planned = list(pool.map(lambda case: planned_jobs(tmp_path, changed_config(**case[0])), expected))
     for (changes, jobs), found in zip(expected, planned, strict=True):
         assert found == jobs, changes
     # how the neurons are split into jobs changes no model
-    assert planned_jobs(tmp_path, compact={"neurons_per_job": 4})["plan_compression"] == 1
+    assert planned_jobs(tmp_path, changed_config(compact={"neurons_per_job": 4}))["plan_compression"] == 1
 
 
 def check_compact_models(data: Path, n_reliable: int, summary: dict) -> None:
@@ -350,12 +349,6 @@ def check_figures(data: Path) -> None:
     assert pages == sorted(pd.read_csv(data / "compact" / "t05" / "models.csv")["neuron"]), pages
 
 
-def job_counts(output: str) -> dict[str, int]:
-    """rule -> jobs, from a dry run's job table (without the total)."""
-    rows = [line.split() for line in output.splitlines()]
-    return {row[0]: int(row[1]) for row in rows if len(row) == 2 and row[1].isdigit() and row[0] != "total"}
-
-
 def check_manifest(data: Path) -> None:
     """MANIFEST lists every output (not logs, benchmarks or the report) with its sha256, and the software."""
     from compactcortex.provenance import sha256_file
@@ -368,15 +361,11 @@ def check_manifest(data: Path) -> None:
     assert manifest["config"]["dataset"] == "tiny" and manifest["packages"]["torch"].startswith("2.13.0")
 
 
-def planned_jobs(workdir: Path, **changes: dict) -> dict[str, int]:
-    """The jobs a dry run plans after changing config values: exactly those that use them."""
+def changed_config(**changes: dict) -> dict:
+    """The tiny config with some of its values changed."""
     config = yaml.safe_load(TINY_CONFIG.read_text())
     for section, values in changes.items():
         for key, value in values.items():
             target = config.setdefault(section, {})
             target[key] = {**target.get(key, {}), **value} if isinstance(value, dict) else value
-    text = yaml.safe_dump(config)
-    changed = workdir / f"changed_{hashlib.sha256(text.encode()).hexdigest()[:12]}.yaml"  # one per change: in parallel
-    changed.write_text(text)
-    result = snakemake(workdir, "--configfile", str(changed), "--dry-run", "--quiet", "rules")
-    return job_counts(result.stdout)
+    return config
